@@ -53,6 +53,7 @@ class ExplicitLMConfig(PreTrainedConfig):
     use_gumbel: bool = True         # Gumbel-Softmax (straight-through) selection in training
     query_mode: str = "token"       # "token" (per position), "mean" (whole sequence, as ExplicitLM), "causal_mean"
     # --- fusion / shortcut ---
+    fusion_dim: int | None = None   # inner width of the gated fusion (None: the hidden size, as in the seeds)
     shortcut_init_bias: float = 0.0 # initial bias of the shortcut gate (negative: start closer to the backbone)
     memory_layers: list[int] | None = None  # which layers get memory (None: all)
 
