@@ -272,4 +272,5 @@ class EntryEncoder(nn.Module):
         if self.attn is None: w = mask.to(e.dtype) / mask.sum(1, keepdim=True).clamp(min=1)
         else: w = torch.softmax(self.attn(e).masked_fill(~mask, -1e4), dim=1) * mask   # empty entry → zero vector
         pooled = (w * e).sum(1)
-        return self.proj(pooled)[inverse].reshape(*tokens.shape[:-1], -1)
+        # index_select, not [inverse]: its backward is deterministic on CPU (advanced indexing accumulates in any order)
+        return self.proj(pooled).index_select(0, inverse.flatten()).reshape(*tokens.shape[:-1], -1)
