@@ -20,7 +20,8 @@ from . import monitor
 # %% auto #0
 __all__ = ['MODEL_TYPES', 'METRIC_COLUMNS', 'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog',
            'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint', 'load_trainer_state', 'load_trained',
-           'TrainResult', 'fit', 'pretrain']
+           'TrainResult', 'fit', 'pretrain', 'split_eval', 'train_memory', 'parse_cli', 'pretrain_cli',
+           'train_memory_cli', 'demo_cli']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -300,3 +301,97 @@ def pretrain(model_config: ExplicitLMConfig | None = None, train_config: TrainCo
     if hasattr(res.model, "memory_bank"): res.model.memory_bank.tokenizer = tok
     res.bank = bank
     return res
+
+# %% ../nbs/10_train.ipynb #c033
+def _is_minimind_checkpoint(path: Path) -> bool:
+    d = path / "model" if (path / "model").is_dir() else path
+    cfg = d / "config.json"
+    return cfg.exists() and json.loads(cfg.read_text()).get("model_type") == ExplicitLMConfig.model_type
+
+def split_eval(dataset, eval_fraction: float = 0.05, seed: int = 0):
+    "Deterministic train/eval split of a dataset (eval = a seeded `eval_fraction`, at least one item)."
+    from torch.utils.data import Subset
+    n_eval = max(1, int(len(dataset) * eval_fraction))
+    perm = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    return Subset(dataset, sorted(perm[n_eval:])), Subset(dataset, sorted(perm[:n_eval]))
+
+def train_memory(model_config: ExplicitLMConfig | None = None, train_config: TrainConfig | None = None) -> TrainResult:
+    "Freeze the backbone and train only memory_gate / gated_memory_fusion / memory_norm on SFT conversations."
+    cfg = train_config or TrainConfig(out_dir="out/train_memory")
+    if not cfg.init_from: raise ValueError("train_memory needs init_from=<MemoryLM checkpoint dir or local Hugging Face model dir>")
+    src = Path(cfg.init_from)
+    if not src.exists(): raise FileNotFoundError(f"init_from={src} does not exist")
+    if _is_minimind_checkpoint(src):
+        tok = load_local_tokenizer(cfg.tokenizer_path)
+        model = load_trained(src, tok).train()
+        if not getattr(model, "uses_memory", False): raise ValueError(f"{src} holds a model without memory layers: nothing to train")
+    else:
+        from transformers import AutoTokenizer
+        from explicitlm.explicit import ExplicitLM
+        tok = AutoTokenizer.from_pretrained(str(cfg.tokenizer_path or src), local_files_only=True)
+        mcfg = model_config or ExplicitLMConfig(knowledge_num=4096, query_mode="mean", pad_token_id=tok.pad_token_id or 0)
+        bank = build_bank(_bundled(cfg.knowledge_path, "sentence_trex.json"), tok, mcfg.knowledge_num, mcfg.knowledge_length,
+                          cache_dir=cfg.cache_dir, recompute_cache=cfg.recompute_cache, freeze_ratio=mcfg.freeze_ratio, seed=cfg.seed)
+        model = ExplicitLM.from_backbone(str(src), mcfg, bank=bank, freeze_backbone=True, freeze_keys=cfg.freeze_keys)
+    freeze_all_but_memory(model, freeze_keys=cfg.freeze_keys)
+    print("freezing the backbone: only memory_gate, gated_memory_fusion, memory_norm train" + (" (product keys frozen)" if cfg.freeze_keys else ""))
+    parameter_report(model)
+    max_len = getattr(getattr(model, "config", None), "max_seq_len", 512)
+    data = SFTDataset(_bundled(cfg.sft_path, "omcq_train_sft.jsonl"), tok, max_len)
+    train_ds, eval_ds = (data, SFTDataset(cfg.eval_path, tok, max_len)) if cfg.eval_path else split_eval(data, seed=cfg.seed)
+    return fit(model, train_ds, eval_ds, cfg, tok)
+
+# %% ../nbs/10_train.ipynb #c037
+def parse_cli(argv: list[str], train_defaults: dict | None = None) -> tuple[ExplicitLMConfig, TrainConfig]:
+    "Model and training configs from `key=value` arguments (the tokenizer path is read first: it sets the vocabulary)."
+    if any(a in ("-h", "--help") for a in argv):
+        keys = lambda c: ", ".join(f.name for f in fields(c) if f.name in c.__dataclass_fields__)
+        print("usage: key=value ... (model.key=value / training.key=value)\n\ntraining keys: "
+              + ", ".join(f.name for f in fields(TrainConfig)) + "\n\nmodel keys: "
+              + ", ".join(f.name for f in __import__('explicitlm.config', fromlist=['own_fields']).own_fields(ExplicitLMConfig)))
+        raise SystemExit(0)
+    tcfg = TrainConfig(**(train_defaults or {}))
+    tok_arg = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0] in ("tokenizer_path", "training.tokenizer_path")]
+    mcfg = cpu_demo_config(load_local_tokenizer(tok_arg[-1] if tok_arg else None))
+    apply_overrides(argv, model=mcfg, training=tcfg)
+    return mcfg, tcfg
+
+def _report(res: TrainResult):
+    print(f"\nfinished after {res.steps} steps ({res.stopped_by}); eval loss {res.initial_eval_loss if res.initial_eval_loss is not None else float('nan'):.4f}"
+          f" → {res.final_eval_loss if res.final_eval_loss is not None else float('nan'):.4f}")
+    print(f"checkpoint: {res.checkpoint_dir}\nmetrics:    {res.metrics_path}")
+
+def pretrain_cli(argv: list[str] | None = None):
+    "Entry point of `explicitlm-pretrain key=value ...`."
+    mcfg, tcfg = parse_cli(sys.argv[1:] if argv is None else argv)
+    _report(pretrain(mcfg, tcfg))
+
+def train_memory_cli(argv: list[str] | None = None):
+    "Entry point of `explicitlm-train-memory init_from=... key=value ...`."
+    argv = sys.argv[1:] if argv is None else argv
+    mcfg, tcfg = parse_cli(argv, dict(out_dir="out/train_memory", learning_rate=5e-5))
+    given = {a.split("=", 1)[0].split(".")[-1] for a in argv}
+    _report(train_memory(mcfg if given & {f.name for f in fields(ExplicitLMConfig)} else None, tcfg))
+
+# %% ../nbs/10_train.ipynb #c040
+def demo_cli(argv: list[str] | None = None):
+    "Entry point of `explicitlm-demo [key=value ...]`: a short pretraining run on the bundled data."
+    argv = sys.argv[1:] if argv is None else argv
+    mcfg, tcfg = parse_cli(argv, dict(out_dir="out/demo", max_steps=300, batch_size=16, learning_rate=2e-3, warmup_steps=20,
+                                       eval_every=100, save_every=1000, log_every=10))
+    res = pretrain(mcfg, tcfg)
+    _report(res)
+    tok = res.tokenizer
+    prompt = "Talvo Merensi"
+    facts = [json.loads(l) for l in open(_bundled(None, "facts.jsonl"))] if tcfg.knowledge_path is None else []
+    if facts and hasattr(res.model, "generate"):
+        f = facts[0]
+        ids = torch.tensor([tok.encode(f["prompt"])])
+        out = res.model.generate(ids, max_new_tokens=8, temperature=0, eos_token_id=tok.eos_token_id)
+        print(f"\nprompt: {f['prompt']!r}\nmodel:  {tok.decode(out[0, ids.shape[1]:])!r}\nbank fact: {f['sentence']!r}")
+    print(f"\nlook at the metrics: pandas.read_csv('{res.metrics_path}')")
+
+if __name__ == "__main__" and not hasattr(sys, "ps1") and "ipykernel" not in sys.modules:
+    cmds = {"pretrain": pretrain_cli, "train_memory": train_memory_cli, "demo": demo_cli}
+    if len(sys.argv) < 2 or sys.argv[1] not in cmds: raise SystemExit(f"usage: python -m explicitlm.train {{{'|'.join(cmds)}}} key=value ...")
+    cmds[sys.argv[1]](sys.argv[2:])
