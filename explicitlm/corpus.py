@@ -12,7 +12,8 @@ __all__ = ['ONSETS', 'VOWELS', 'CODAS', 'PREDICATES', 'FIELDS', 'INSTRUMENTS', '
            'PERSON_YEARS', 'COMPANY_YEARS', 'OMCQ_INSTRUCTION', 'FACT_NAMESPACE', 'LETTERS', 'SPECIAL_TOKENS',
            'CHAT_TEMPLATE', 'bundled_data_dir', 'invented_word', 'unique_words', 'Entity', 'make_entities', 'Fact',
            'make_fact', 'fact_sentences', 'render', 'biography', 'distractor_pool', 'make_mcq', 'train_tokenizer',
-           'make_tokenizer_config_portable', 'pretrain_texts', 'write_corpus', 'readme_text', 'main']
+           'make_tokenizer_config_portable', 'heldout_biographies', 'pretrain_texts', 'write_corpus', 'readme_text',
+           'main']
 
 # %% ../nbs/05_corpus.ipynb #c006
 def bundled_data_dir() -> Path:
@@ -249,15 +250,38 @@ def _jsonl(items: list) -> str:
     "JSON lines, one compact object per line."
     return "".join(json.dumps(x, ensure_ascii=False, separators=(",", ":")) + "\n" for x in items)
 
-def pretrain_texts(entities: list[Entity], facts: list[Fact], rng: random.Random, n_bios: int = 4,
-                   eval_frac: float = 0.3) -> tuple[list[str], list[str]]:
-    "Shuffled (train texts, held-out eval texts) about the train entities only; bank_only facts never appear."
-    by_subject = {}
-    for f in facts: by_subject.setdefault(f.subject, []).append(f)
-    based_in = {}
+# %% ../nbs/05_corpus.ipynb #c034
+def _bio_subjects(entities: list[Entity], facts: list[Fact]) -> tuple[dict, dict]:
+    "Facts by subject, and headquarters facts by city (a city blurb may mention up to two companies based there)."
+    by_subject, based_in = {}, {}
     for f in facts:
+        by_subject.setdefault(f.subject, []).append(f)
         if f.predicate == "headquarters": based_in.setdefault(f.object, []).append(f)
-    train, held = [], []
+    return by_subject, based_in
+
+def heldout_biographies(entities: list[Entity], facts: list[Fact], rng: random.Random, exclude: Iterable[str],
+                        eval_frac: float = 0.3, max_tries: int = 20) -> list[str]:
+    "One new train-style biography for an `eval_frac` share of train entities, never equal to a text in `exclude`."
+    by_subject, based_in = _bio_subjects(entities, facts)
+    seen, held = set(exclude), []
+    for e in entities:
+        if e.split != "train" or rng.random() >= eval_frac: continue
+        own, extra = by_subject[e.name], (based_in.get(e.name, []) if e.kind == "city" else [])
+        for _ in range(max_tries):  # same recipe as the training biographies i > 0; retry until the text is new
+            facts_i = own + rng.sample(extra, min(2, len(extra)))
+            text = biography(facts_i, rng, "train", None if e.kind == "person" else len(facts_i))
+            if text not in seen: break
+        else: continue  # e.g. a one-fact city whose every rendering is already a training text: skip it
+        seen.add(text); held.append(text)
+    rng.shuffle(held)
+    return held
+
+# %% ../nbs/05_corpus.ipynb #c036
+def pretrain_texts(entities: list[Entity], facts: list[Fact], rng: random.Random, n_bios: int = 4,
+                   eval_frac: float = 0.3, eval_rng: random.Random | None = None) -> tuple[list[str], list[str], list[str]]:
+    "Shuffled (train texts, in-distribution held-out texts, unseen-paraphrase held-out texts) about train entities only."
+    by_subject, based_in = _bio_subjects(entities, facts)
+    train, para = [], []
     for e in entities:
         if e.split != "train": continue
         own = by_subject[e.name]
@@ -269,11 +293,14 @@ def pretrain_texts(entities: list[Entity], facts: list[Fact], rng: random.Random
             n = len(facts_i) if (i == 0 or e.kind != "person") else None
             train.append(biography(facts_i, rng, style, n))
         if rng.random() < eval_frac:
-            held.append(biography(own + (rng.sample(extra, min(2, len(extra))) if extra else []), rng, "eval", 99))
-    rng.shuffle(train); rng.shuffle(held)
-    return train, held
+            para.append(biography(own + (rng.sample(extra, min(2, len(extra))) if extra else []), rng, "eval", 99))
+    rng.shuffle(train); rng.shuffle(para)
+    # the in-distribution held-out set draws from its own generator, so adding it left the stream above unchanged
+    if eval_rng is None: eval_rng = random.Random(rng.getrandbits(64))
+    held = heldout_biographies(entities, facts, eval_rng, train, eval_frac)
+    return train, held, para
 
-# %% ../nbs/05_corpus.ipynb #c034
+# %% ../nbs/05_corpus.ipynb #c040
 def write_corpus(out_dir: str | Path, seed: int = 0, n_people: int = 600, n_cities: int = 40, n_companies: int = 60,
                  bank_only_frac: float = 0.2, instrument_frac: float = 0.35, n_bios: int = 4, eval_frac: float = 0.3,
                  heldout_frac: float = 0.15, vocab_size: int = 4096, show_progress: bool = False) -> dict:
@@ -282,7 +309,8 @@ def write_corpus(out_dir: str | Path, seed: int = 0, n_people: int = 600, n_citi
     entities = make_entities(seed, n_people, n_cities, n_companies, bank_only_frac, instrument_frac)
     facts = fact_sentences(entities)
     rng = random.Random(f"{seed}-texts")
-    train_texts, eval_texts = pretrain_texts(entities, facts, rng, n_bios, eval_frac)
+    train_texts, eval_texts, paraphrase_texts = pretrain_texts(entities, facts, rng, n_bios, eval_frac,
+                                                               eval_rng=random.Random(f"{seed}-eval-texts"))
     rng = random.Random(f"{seed}-mcq")
     pool = distractor_pool(facts)
     mcq_train, mcq_heldout = [], []
@@ -296,13 +324,16 @@ def write_corpus(out_dir: str | Path, seed: int = 0, n_people: int = 600, n_citi
         "facts.jsonl": _jsonl([asdict(f) for f in facts]),
         "pretrain.jsonl": _jsonl([{"text": t} for t in train_texts]),
         "pretrain_eval.jsonl": _jsonl([{"text": t} for t in eval_texts]),
+        "pretrain_paraphrase_eval.jsonl": _jsonl([{"text": t} for t in paraphrase_texts]),
         "omcq_train.json": _json_list(mcq_train),
         "omcq_heldout.json": _json_list(mcq_heldout),
     }
     for name, text in files.items(): (out / name).write_text(text, encoding="utf-8")
     from explicitlm.data import convert_omcq_to_sft  # imported here: explicitlm.data itself imports this module
     convert_omcq_to_sft(out / "omcq_train.json", out / "omcq_train_sft.jsonl")
-    tok_texts = train_texts + eval_texts + [f.sentence for f in facts] + [
+    # the tokenizer sees the training and paraphrase texts (as it did before `pretrain_eval.jsonl` became in-distribution,
+    # so the bundled tokenizer is unchanged); the in-distribution held-out texts add no new words or phrasings anyway
+    tok_texts = train_texts + paraphrase_texts + [f.sentence for f in facts] + [
         f"{q['question']}\n" + ",".join(f"{l}:{o}" for l, o in zip(LETTERS, q["options"])) + f"\n{OMCQ_INSTRUCTION}"
         for q in mcq_train + mcq_heldout]
     tok = train_tokenizer(tok_texts, vocab_size, out / "tokenizer", show_progress=show_progress)
@@ -312,6 +343,7 @@ def write_corpus(out_dir: str | Path, seed: int = 0, n_people: int = 600, n_citi
                  n_facts=len(facts), n_train_facts=sum(f.split == "train" for f in facts),
                  n_bank_only_facts=sum(f.split == "bank_only" for f in facts),
                  n_pretrain_texts=len(train_texts), n_pretrain_eval_texts=len(eval_texts),
+                 n_pretrain_paraphrase_eval_texts=len(paraphrase_texts),
                  n_omcq_train=len(mcq_train), n_omcq_heldout=len(mcq_heldout), vocab_size=len(tok),
                  max_fact_tokens=max(lengths), mean_fact_tokens=round(sum(lengths) / len(lengths), 2),
                  pretrain_tokens=sum(len(tok.encode(t)) for t in train_texts))
@@ -319,7 +351,7 @@ def write_corpus(out_dir: str | Path, seed: int = 0, n_people: int = 600, n_citi
         bank_only_frac=bank_only_frac, instrument_frac=instrument_frac, vocab_size=vocab_size)), encoding="utf-8")
     return stats
 
-# %% ../nbs/05_corpus.ipynb #c036
+# %% ../nbs/05_corpus.ipynb #c042
 def readme_text(stats: dict, options: dict) -> str:
     "The data/README.md text for a generated corpus."
     s = stats
@@ -342,7 +374,8 @@ Generated by `explicitlm.corpus` (notebook `nbs/05_corpus.ipynb`) from seed {s['
 | `sentence_trex.json` | memory-bank initialisation in the seeds' `sentence_trex` format: a JSON list of `{{"target": [{{"sentence", "uuid", "subject", "predicate", "object"}}]}}`, one per fact ({s['n_facts']}) |
 | `facts.jsonl` | one fact per line: `subject`, `predicate`, `object`, `sentence`, `uuid`, `split` (`train`/`bank_only`), cloze `prompt` and `answer` (e.g. `"X was born in"` → `" 1874"`) for exact-match recall |
 | `pretrain.jsonl` | {s['n_pretrain_texts']} `{{"text"}}` lines ({s['pretrain_tokens']} tokens): short paraphrased biographies of train people (2-5 sentences, random order; the first biography of each person states every fact in its bank sentence), plus company and city blurbs |
-| `pretrain_eval.jsonl` | {s['n_pretrain_eval_texts']} held-out `{{"text"}}` lines about train entities, written only with paraphrase templates never used in `pretrain.jsonl` |
+| `pretrain_eval.jsonl` | {s['n_pretrain_eval_texts']} held-out `{{"text"}}` lines, the standard held-out loss: new biographies of train entities written like the training ones (same templates, random subset and order of facts) but never equal to a `pretrain.jsonl` text; no bank_only fact or name |
+| `pretrain_paraphrase_eval.jsonl` | {s['n_pretrain_paraphrase_eval_texts']} held-out `{{"text"}}` lines, the harder generalisation test: train entities written only with paraphrase templates never used in `pretrain.jsonl` (expect a much higher loss than on `pretrain_eval.jsonl`) |
 | `omcq_train.json` | {s['n_omcq_train']} multiple-choice questions (OMCQ layout: `question`, 4 shuffled `options`, `answer` letter, `subject`, `predicate`, `object`, `fact_uuid`) on train facts |
 | `omcq_heldout.json` | {s['n_omcq_heldout']} held-out questions: every bank_only fact plus {options['heldout_frac']:.0%} of the train facts |
 | `omcq_train_sft.jsonl` | `omcq_train.json` converted to chat SFT conversations (`{{"conversations": [user, assistant]}}`, the seeds' format) by `explicitlm.data.convert_omcq_to_sft`; the same as `explicitlm-convert-omcq --input data/omcq_train.json --output data/omcq_train_sft.jsonl` |
@@ -367,7 +400,7 @@ Pass larger sizes, e.g. `python -m explicitlm.corpus --out data/big --n-people 2
 `--bank-only-frac` sets the share of people whose facts are held out of pretraining, `--vocab-size` the tokenizer size.
 """
 
-# %% ../nbs/05_corpus.ipynb #c041
+# %% ../nbs/05_corpus.ipynb #c047
 def main(argv: list[str] | None = None) -> None:
     "Command line entry point: `python -m explicitlm.corpus --out data --seed 0 [--n-people 600 ...]`."
     p = argparse.ArgumentParser(prog="python -m explicitlm.corpus", description="Generate the fictional knowledge corpus.")
@@ -379,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bank-only-frac", type=float, default=0.2, help="share of people whose facts are only in the bank")
     p.add_argument("--instrument-frac", type=float, default=0.35, help="share of people who play an instrument")
     p.add_argument("--n-bios", type=int, default=4, help="pretraining biographies per train person")
-    p.add_argument("--eval-frac", type=float, default=0.3, help="share of train entities with a held-out text")
+    p.add_argument("--eval-frac", type=float, default=0.3, help="share of train entities with a text in each held-out set")
     p.add_argument("--heldout-frac", type=float, default=0.15, help="share of train facts with a held-out question")
     p.add_argument("--vocab-size", type=int, default=4096)
     a = p.parse_args(argv)
@@ -388,6 +421,6 @@ def main(argv: list[str] | None = None) -> None:
                          heldout_frac=a.heldout_frac, vocab_size=a.vocab_size, show_progress=True)
     print(json.dumps(stats, indent=1))
 
-# %% ../nbs/05_corpus.ipynb #c042
+# %% ../nbs/05_corpus.ipynb #c048
 #| eval: false
 if __name__ == "__main__": main()
