@@ -128,7 +128,7 @@ def evaluate(model, dataset, batch_size: int, max_batches: int, device=None, tok
     n = min(len(dataset), batch_size * max_batches)
     for s in range(0, n, batch_size):
         b = {k: v.to(device) for k, v in collate([dataset[i] for i in range(s, min(s + batch_size, n))]).items()}
-        out = model(b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"], output_retrieval=True)
+        out = model(b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"], output_retrieval=True, use_cache=False)
         ntok = int((b["labels"][:, 1:] != -100).sum())
         total += out.loss.item() * ntok; count += ntok
         if getattr(out, "retrieval", None):
@@ -142,7 +142,9 @@ def evaluate(model, dataset, batch_size: int, max_batches: int, device=None, tok
         seqs = []
         for i in range(min(n_generations, len(dataset))):
             ids = dataset[i]["input_ids"][:8].to(device)[None]
-            seqs.append(model.generate(ids, max_new_tokens=32, temperature=0, eos_token_id=-1)[0, 8:].tolist())
+            if isinstance(model, MiniMindLM): gen = model.generate(ids, max_new_tokens=32, temperature=0, eos_token_id=-1)
+            else: gen = model.generate(ids, max_new_tokens=32, do_sample=False)      # a Hugging Face backbone's generate
+            seqs.append(gen[0, 8:].tolist())
         res["repetition_rate"] = monitor.mean_repetition_rate(seqs)
     model.train(was)
     return res
@@ -249,7 +251,7 @@ def fit(model: nn.Module, train_ds, eval_ds, cfg: TrainConfig, tokenizer=None) -
             idx = batch_indices(len(train_ds), cfg.batch_size, step * cfg.accumulation_steps + j, cfg.seed, acc.process_index, acc.num_processes)
             b = {k: v.to(dev) for k, v in collate([train_ds[i] for i in idx]).items()}
             with acc.autocast():
-                loss = model(b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss / cfg.accumulation_steps
+                loss = model(b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"], use_cache=False).loss / cfg.accumulation_steps
             acc.backward(loss)
             step_loss += loss.item(); tokens_since += int(b["attention_mask"].sum())
         gn = acc.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else None
@@ -341,7 +343,7 @@ def train_memory(model_config: ExplicitLMConfig | None = None, train_config: Tra
     train_ds, eval_ds = (data, SFTDataset(cfg.eval_path, tok, max_len)) if cfg.eval_path else split_eval(data, seed=cfg.seed)
     return fit(model, train_ds, eval_ds, cfg, tok)
 
-# %% ../nbs/10_train.ipynb #c037
+# %% ../nbs/10_train.ipynb #c039
 def parse_cli(argv: list[str], train_defaults: dict | None = None) -> tuple[ExplicitLMConfig, TrainConfig]:
     "Model and training configs from `key=value` arguments (the tokenizer path is read first: it sets the vocabulary)."
     if any(a in ("-h", "--help") for a in argv):
@@ -373,7 +375,7 @@ def train_memory_cli(argv: list[str] | None = None):
     given = {a.split("=", 1)[0].split(".")[-1] for a in argv}
     _report(train_memory(mcfg if given & {f.name for f in fields(ExplicitLMConfig)} else None, tcfg))
 
-# %% ../nbs/10_train.ipynb #c040
+# %% ../nbs/10_train.ipynb #c042
 def demo_cli(argv: list[str] | None = None):
     "Entry point of `explicitlm-demo [key=value ...]`: a short pretraining run on the bundled data."
     argv = sys.argv[1:] if argv is None else argv
