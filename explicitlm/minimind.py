@@ -142,9 +142,10 @@ class MiniMindLM(PreTrainedModel):
 
 # %% ../nbs/07_minimind.ipynb #c014
 def _lm_forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, past_key_values=None, use_cache: bool = False,
-                output_retrieval: bool = False, **kwargs) -> MemoryLMOutput:
-    "Logits (and the shifted cross-entropy loss when `labels` are given; -100 = ignored)."
+                labels: torch.Tensor | None = None, cache=None, use_cache: bool = False,
+                output_retrieval: bool = False, past_key_values=None, **kwargs) -> MemoryLMOutput:
+    "Logits (and the shifted cross-entropy loss when `labels` are given; -100 = ignored); `cache` = per-layer (k, v)."
+    past_key_values = cache if cache is not None else past_key_values   # transformers 5 calls it `cache`
     if input_ids.dim() != 2: raise ValueError(f"input_ids must be [batch, seq]; got shape {tuple(input_ids.shape)}")
     if input_ids.numel() and (input_ids.max() >= self.config.vocab_size or input_ids.min() < 0):
         raise ValueError(f"token id {int(input_ids.max())} outside the vocabulary (vocab_size={self.config.vocab_size})")
@@ -165,7 +166,7 @@ def _lm_forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch
     loss = None
     if labels is not None:
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1), ignore_index=-100)
-    return MemoryLMOutput(loss=loss, logits=logits, past_key_values=tuple(presents) if use_cache else None,
+    return MemoryLMOutput(loss=loss, logits=logits, cache=tuple(presents) if use_cache else None,
                           retrieval=traces if output_retrieval else None)
 MiniMindLM.forward = _lm_forward
 
@@ -246,8 +247,8 @@ def _stream(self: MiniMindLM, input_ids: torch.Tensor, max_new_tokens: int = 64,
     seq, past, done = input_ids, None, torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
     budget = min(max_new_tokens, self.config.max_seq_len - input_ids.shape[1])
     for _ in range(budget):
-        out = self(seq[:, -1:] if past is not None else seq, past_key_values=past, use_cache=use_cache)
-        past = out.past_key_values if use_cache else None
+        out = self(seq[:, -1:] if past is not None else seq, cache=past, use_cache=use_cache)
+        past = out.cache if use_cache else None
         nxt = sample_next(out.logits[:, -1], seq, temperature, top_p, repetition_penalty, g)
         nxt = torch.where(done[:, None], torch.full_like(nxt, eos), nxt)
         seq = torch.cat([seq, nxt], 1)
