@@ -26,6 +26,7 @@ lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 
 setuptools.setup(
     name = cfg['lib_name'],
+    **setup_cfg,
     license = lic[0],
     classifiers = [
         'Development Status :: ' + statuses[int(cfg['status'])],
