@@ -48,8 +48,8 @@ class ExplicitLMConfig(PreTrainedConfig):
     freeze_ratio: float = 0.2       # share of entries frozen (never overwritten by updates)
     ema_decay: float = 0.9          # EMA factor for bank updates (new = decay*old + (1-decay)*target)
     # --- product-key gate (retrieval) ---
-    num_candidates: int = 8         # candidates kept after the product-key stage
-    num_candidates_internal: int = 128  # per-half top-k inside the product-key stage
+    num_candidates: int = 8         # candidates kept after stage-2 re-scoring (selection picks among these)
+    num_candidates_internal: int = 128  # entries retrieved by the product-key stage (stage 1)
     num_selected: int = 1           # entries selected per position after re-scoring
     gumbel_temperature: float = 1.0
     use_gumbel: bool = True         # Gumbel-Softmax (straight-through) selection in training
@@ -78,7 +78,8 @@ class ExplicitLMConfig(PreTrainedConfig):
                   (self.knowledge_length > 0, f"knowledge_length={self.knowledge_length} must be positive"),
                   (0 < self.num_selected <= self.num_candidates, f"num_selected={self.num_selected} must be in 1..num_candidates={self.num_candidates}"),
                   (self.num_candidates <= self.knowledge_num, f"num_candidates={self.num_candidates} exceeds knowledge_num={self.knowledge_num}"),
-                  (self.num_candidates_internal >= 1, f"num_candidates_internal={self.num_candidates_internal} must be >= 1"),
+                  (self.num_candidates_internal >= self.num_candidates,
+                   f"num_candidates_internal={self.num_candidates_internal} must be >= num_candidates={self.num_candidates} (stage 2 keeps num_candidates of them)"),
                   (0.0 <= self.freeze_ratio <= 1.0, f"freeze_ratio={self.freeze_ratio} must be in [0, 1]"),
                   (0.0 <= self.ema_decay <= 1.0, f"ema_decay={self.ema_decay} must be in [0, 1]"),
                   (self.gumbel_temperature > 0, f"gumbel_temperature={self.gumbel_temperature} must be > 0"),

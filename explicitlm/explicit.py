@@ -165,7 +165,7 @@ def _continue_queries(self: MemoryAugmentedDecoderLayer, h: torch.Tensor, residu
     got = mem.memory_gate(torch.cat([prefix, q], 1), self.context.bank.tokens, embed,
                           torch.cat([past.count.to(q.dtype).unsqueeze(1), m], 1))
     fused = mem.gated_memory_fusion(q, got.memory[:, 1:], got.similarity[:, 1:], residual=residual)
-    cand = got.candidates if got.candidates.shape[1] == 1 else got.candidates[:, 1:]   # 'mean': one set per sequence
+    cand = got.candidates[:, 1:]                          # drop the virtual prefix position
     trace = RetrievalTrace(got.indices[:, 1:].detach(), got.scores[:, 1:].detach(), fused.gate.detach(),
                            got.similarity[:, 1:].detach(), cand.detach(), got.probs[:, 1:].detach())
     return fused.output, trace

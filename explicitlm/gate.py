@@ -13,7 +13,8 @@ from .config import ExplicitLMConfig
 from .bank import EntryEncoder
 
 # %% auto #0
-__all__ = ['product_key_topk', 'GateOutput', 'pool_queries', 'select_candidates', 'ProductKeyGate']
+__all__ = ['product_key_topk', 'GateOutput', 'pool_queries', 'select_candidates', 'ProductKeyGate', 'inner_product_kmeans',
+           'balanced_assign', 'product_key_layout']
 
 # %% ../nbs/02_gate.ipynb #c006
 def product_key_topk(query: torch.Tensor, keys: torch.Tensor, k: int, k_half: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,15 +34,15 @@ def product_key_topk(query: torch.Tensor, keys: torch.Tensor, k: int, k_half: in
 # %% ../nbs/02_gate.ipynb #c010
 @dataclass
 class GateOutput:
-    "What the gate retrieved. `S'` is 1 for `query_mode='mean'` (one candidate set per sequence), else `S`."
+    "What the gate retrieved for each position."
     indices: torch.Tensor           # [B, S, num_selected] selected bank entries
     weights: torch.Tensor           # [B, S, num_selected] selection weights (1.0 forward; straight-through gradient)
     scores: torch.Tensor            # [B, S, num_selected] stage-2 logits of the selected entries
     similarity: torch.Tensor        # [B, S] best cosine similarity between query and selected entries (drives the shortcut)
     memory: torch.Tensor            # [B, S, num_selected, knowledge_dim] selected entry embeddings × weights
-    candidates: torch.Tensor        # [B, S', num_candidates] stage-1 candidates
-    candidate_scores: torch.Tensor  # [B, S', num_candidates] stage-1 product-key scores
-    probs: torch.Tensor             # [B, S, num_candidates] stage-2 selection distribution over the candidates
+    candidates: torch.Tensor        # [B, S, num_candidates] the best candidates after stage-2 re-scoring, best first
+    candidate_scores: torch.Tensor  # [B, S, num_candidates] their stage-1 product-key scores
+    probs: torch.Tensor             # [B, S, num_candidates] selection distribution over the candidates
 
 # %% ../nbs/02_gate.ipynb #c011
 def pool_queries(q: torch.Tensor, mode: str, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -76,16 +77,18 @@ class ProductKeyGate(nn.Module):
         self.keys = nn.Parameter(torch.randn(2, config.num_keys, kd // 2) / math.sqrt(kd // 2))
         self.entry_encoder = EntryEncoder(self.hidden_size, kd, config.entry_pooling, config.pad_token_id)
         self.dropout = nn.Dropout(config.dropout)
+        # product-key cell → bank entry (identity until `cluster_keys` lays the entries out by content)
+        self.register_buffer("cell_to_entry", torch.arange(config.knowledge_num))
 
     def candidates(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        "Stage 1 only: per-position queries `[B, S, knowledge_dim]`, candidate scores and indices `[B, S', num_candidates]`."
+        "Stage 1 only: per-position queries `[B, S, knowledge_dim]`, scores and bank indices `[B, S', num_candidates_internal]`."
         if x.dim() != 3 or x.shape[-1] != self.hidden_size:
             raise ValueError(f"gate input has shape {tuple(x.shape)}; expected [batch, seq, hidden_size={self.hidden_size}]")
         c = self.config
         q = self.gate_proj(x)
-        scores, idx = product_key_topk(pool_queries(q, c.query_mode, attention_mask), self.keys,
-                                       c.num_candidates, max(c.num_candidates_internal, c.num_candidates))
-        return q, scores, idx
+        k = min(c.num_candidates_internal, c.knowledge_num)             # a small bank: all of it
+        scores, cells = product_key_topk(pool_queries(q, c.query_mode, attention_mask), self.keys, k, k)
+        return q, scores, self.cell_to_entry[cells]
 
     def forward(self, x: torch.Tensor, bank_tokens: torch.Tensor, embed: nn.Module,
                 attention_mask: torch.Tensor | None = None) -> GateOutput:
@@ -93,15 +96,84 @@ class ProductKeyGate(nn.Module):
         c = self.config
         if bank_tokens.shape[0] != c.knowledge_num:
             raise ValueError(f"bank has {bank_tokens.shape[0]} entries but the gate was built for knowledge_num={c.knowledge_num}")
-        q, cand_scores, cand = self.candidates(x, attention_mask)
-        cand_emb = self.entry_encoder(bank_tokens[cand], embed)                    # [B, S', C, kd]
-        cand_emb = cand_emb.expand(q.shape[0], q.shape[1], *cand_emb.shape[2:])    # broadcast S'=1
-        logits = torch.einsum("bsd,bscd->bsc", q, cand_emb) / math.sqrt(q.shape[-1]) + cand_scores
+        B, S = x.shape[:2]
+        q, s1, cand = self.candidates(x, attention_mask)                           # [B, S', I]
+        emb = self.entry_encoder(bank_tokens[cand], embed)                         # [B, S', I, kd]
+        emb, s1, cand = emb.expand(B, S, *emb.shape[2:]), s1.expand(B, S, -1), cand.expand(B, S, -1)   # S'=1 → S
+        # stage 2: content score per position (+ the stage-1 score, so the keys get gradient), keep the best C
+        content = torch.einsum("bsd,bsid->bsi", q, emb) / math.sqrt(q.shape[-1]) + s1
+        logits, keep = content.topk(c.num_candidates, dim=-1)                      # [B, S, C]
+        cand, s1 = cand.gather(-1, keep), s1.gather(-1, keep)
+        emb = emb.gather(2, keep.unsqueeze(-1).expand(*keep.shape, emb.shape[-1]))
         pos, weights, probs = select_candidates(logits, c.num_selected, c.gumbel_temperature,
                                                 gumbel=self.training and c.use_gumbel)
-        sel_emb = cand_emb.gather(2, pos.unsqueeze(-1).expand(*pos.shape, cand_emb.shape[-1]))
+        sel_emb = emb.gather(2, pos.unsqueeze(-1).expand(*pos.shape, emb.shape[-1]))
         sim = F.cosine_similarity(q.unsqueeze(2), sel_emb, dim=-1).amax(-1)
-        return GateOutput(indices=cand.expand(q.shape[0], q.shape[1], -1).gather(-1, pos), weights=weights,
-                          scores=logits.gather(-1, pos), similarity=sim,
+        return GateOutput(indices=cand.gather(-1, pos), weights=weights, scores=logits.gather(-1, pos), similarity=sim,
                           memory=self.dropout(sel_emb * weights.unsqueeze(-1)),
-                          candidates=cand, candidate_scores=cand_scores, probs=probs)
+                          candidates=cand, candidate_scores=s1, probs=probs)
+
+    @torch.no_grad()
+    def encode_bank(self, bank_tokens: torch.Tensor, embed: nn.Module, chunk: int = 8192) -> torch.Tensor:
+        "Every entry's vector `[knowledge_num, knowledge_dim]` through this gate's entry encoder (no gradient)."
+        return torch.cat([self.entry_encoder(bank_tokens[i:i + chunk], embed) for i in range(0, len(bank_tokens), chunk)])
+
+    @torch.no_grad()
+    def cluster_keys(self, bank_tokens: torch.Tensor, embed: nn.Module, iters: int = 10, seed: int = 0):
+        "Derive the product keys from the entries' content (balanced product quantization, see below); returns self."
+        keys, cell_to_entry = product_key_layout(self.encode_bank(bank_tokens, embed).float(), self.config.num_keys, iters, seed)
+        self.keys.copy_(keys.to(self.keys)); self.cell_to_entry.copy_(cell_to_entry.to(self.cell_to_entry.device))
+        return self
+
+# %% ../nbs/02_gate.ipynb #c018
+def inner_product_kmeans(x: torch.Tensor, k: int, iters: int = 10, seed: int = 0, chunk: int = 65536) -> torch.Tensor:
+    "`k` centroids for `x` `[n, d]` under maximum-inner-product assignment (seeded init from the data)."
+    g = torch.Generator().manual_seed(seed)
+    init = torch.randperm(len(x), generator=g)[:k]
+    c = x[init].clone()
+    if len(c) < k: c = torch.cat([c, torch.randn(k - len(c), x.shape[1], generator=g) * x.std().clamp(min=1e-3)])
+    for _ in range(iters):
+        assign = torch.cat([(x[i:i + chunk] @ c.T).argmax(-1) for i in range(0, len(x), chunk)])
+        sums = torch.zeros_like(c).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).unsqueeze(-1)
+        c = torch.where(counts > 0, sums / counts.clamp(min=1), c)
+    return c
+
+def balanced_assign(x: torch.Tensor, centroids: torch.Tensor, capacity: int, top: int = 16, chunk: int = 65536) -> torch.Tensor:
+    "Assign each row of `x` to a centroid (max inner product), at most `capacity` per centroid; most confident first."
+    k = len(centroids)
+    if capacity * k < len(x): raise ValueError(f"{len(x)} items do not fit {k} groups of {capacity}")
+    top = min(top, k)
+    best_s, best_i = [], []
+    for i in range(0, len(x), chunk):
+        s, j = (x[i:i + chunk] @ centroids.T).topk(top, dim=-1)
+        best_s.append(s); best_i.append(j)
+    best_s, best_i = torch.cat(best_s), torch.cat(best_i)
+    order = best_s[:, 0].argsort(descending=True, stable=True).tolist()
+    room = [capacity] * k
+    out = torch.full((len(x),), -1, dtype=torch.long)
+    cand = best_i.tolist()
+    for n in order:
+        for j in cand[n]:
+            if room[j]: out[n] = j; room[j] -= 1; break
+    spill = [j for j in range(k) for _ in range(room[j])]          # items whose top choices were full
+    left = (out < 0).nonzero().flatten().tolist()
+    for n, j in zip(left, spill): out[n] = j
+    return out
+
+def product_key_layout(entries: torch.Tensor, n_keys: int, iters: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    "Keys `[2, n_keys, d/2]` and `cell_to_entry` `[n_keys²]` placing each entry in a cell that matches its content."
+    n, d = entries.shape
+    if n != n_keys ** 2: raise ValueError(f"{n} entries for {n_keys}² = {n_keys**2} cells")
+    e1, e2 = entries[:, :d // 2], entries[:, d // 2:]
+    rows = balanced_assign(e1, inner_product_kmeans(e1, n_keys, iters, seed), capacity=n_keys)
+    c2 = inner_product_kmeans(e2, n_keys, iters, seed + 1)
+    cols = torch.empty(n, dtype=torch.long)
+    for r in range(n_keys):
+        members = (rows == r).nonzero().flatten()
+        cols[members] = balanced_assign(e2[members], c2, capacity=1)
+    k1 = torch.zeros(n_keys, d // 2).index_add_(0, rows, e1) / torch.bincount(rows, minlength=n_keys).clamp(min=1).unsqueeze(-1)
+    k2 = torch.zeros(n_keys, d // 2).index_add_(0, cols, e2) / torch.bincount(cols, minlength=n_keys).clamp(min=1).unsqueeze(-1)
+    cell_to_entry = torch.empty(n, dtype=torch.long)
+    cell_to_entry[rows * n_keys + cols] = torch.arange(n)
+    return torch.stack([k1, k2]), cell_to_entry
