@@ -333,7 +333,15 @@ def _unwrap(self: ExplicitLM) -> nn.Module:
     self.memory_layers = []
     return self.backbone
 
+def _cluster_keys(self: ExplicitLM, iters: int = 10, seed: int = 0) -> ExplicitLM:
+    "Lay the bank out by content in every memory layer's product keys (through the backbone's embeddings)."
+    from explicitlm.gate import cluster_all_keys
+    for i, m in self.memory_modules().items():
+        cluster_all_keys(m, self.bank.tokens, self.backbone.get_input_embeddings(), iters, seed + i)
+    return self
+
 ExplicitLM.forward, ExplicitLM.generate, ExplicitLM.set_shortcut, ExplicitLM.unwrap = _forward, _generate, _set_shortcut, _unwrap
+ExplicitLM.cluster_keys = _cluster_keys
 ExplicitLM.shortcut_closed = property(_shortcut_closed)
 
 # %% ../nbs/08_explicit.ipynb #c030

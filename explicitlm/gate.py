@@ -14,7 +14,7 @@ from .bank import EntryEncoder
 
 # %% auto #0
 __all__ = ['product_key_topk', 'GateOutput', 'pool_queries', 'select_candidates', 'ProductKeyGate', 'inner_product_kmeans',
-           'balanced_assign', 'product_key_layout']
+           'balanced_assign', 'product_key_layout', 'cluster_all_keys']
 
 # %% ../nbs/02_gate.ipynb #c006
 def product_key_topk(query: torch.Tensor, keys: torch.Tensor, k: int, k_half: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,10 +98,13 @@ class ProductKeyGate(nn.Module):
             raise ValueError(f"bank has {bank_tokens.shape[0]} entries but the gate was built for knowledge_num={c.knowledge_num}")
         B, S = x.shape[:2]
         q, s1, cand = self.candidates(x, attention_mask)                           # [B, S', I]
-        emb = self.entry_encoder(bank_tokens[cand], embed)                         # [B, S', I, kd]
-        emb, s1, cand = emb.expand(B, S, *emb.shape[2:]), s1.expand(B, S, -1), cand.expand(B, S, -1)   # S'=1 → S
+        tokens = bank_tokens[cand]                                                 # [B, S', I, L]
+        emb = self.entry_encoder(tokens, embed)                                    # [B, S', I, kd]
+        empty = (tokens == c.pad_token_id).all(-1)                                 # empty slots are never chosen
+        emb, s1, cand, empty = (t.expand(B, S, *t.shape[2:]) for t in (emb, s1, cand, empty))   # S'=1 → S
         # stage 2: content score per position (+ the stage-1 score, so the keys get gradient), keep the best C
         content = torch.einsum("bsd,bsid->bsi", q, emb) / math.sqrt(q.shape[-1]) + s1
+        content = content.masked_fill(empty, -1e4)
         logits, keep = content.topk(c.num_candidates, dim=-1)                      # [B, S, C]
         cand, s1 = cand.gather(-1, keep), s1.gather(-1, keep)
         emb = emb.gather(2, keep.unsqueeze(-1).expand(*keep.shape, emb.shape[-1]))
@@ -177,3 +180,10 @@ def product_key_layout(entries: torch.Tensor, n_keys: int, iters: int = 10, seed
     cell_to_entry = torch.empty(n, dtype=torch.long)
     cell_to_entry[rows * n_keys + cols] = torch.arange(n)
     return torch.stack([k1, k2]), cell_to_entry
+
+# %% ../nbs/02_gate.ipynb #c019
+def cluster_all_keys(model: nn.Module, bank_tokens: torch.Tensor, embed: nn.Module, iters: int = 10, seed: int = 0) -> int:
+    "Run `cluster_keys` on every `ProductKeyGate` inside `model` (each layer lays the bank out in its own query space); returns how many."
+    gates = [m for m in model.modules() if isinstance(m, ProductKeyGate)]
+    for i, g in enumerate(gates): g.cluster_keys(bank_tokens, embed, iters, seed + i)
+    return len(gates)

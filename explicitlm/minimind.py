@@ -15,6 +15,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from .config import ExplicitLMConfig
 from .bank import MemoryBank
 from .fusion import MemoryLayer, RMSNorm, RetrievalTrace, parameter_report
+from .gate import cluster_all_keys
 
 # %% auto #0
 __all__ = ['BLOCK_KINDS', 'rope_tables', 'apply_rope', 'Attention', 'FeedForward', 'MiniMindBlock', 'MemoryLMOutput',
@@ -188,6 +189,11 @@ class MemoryLM(MiniMindLM):
             raise ValueError(f"bank holds token id {int(bank.tokens.max())} >= the model's vocab_size={c.vocab_size}")
         self.memory_bank.tokens.copy_(bank.tokens); self.memory_bank.valid.copy_(bank.valid); self.memory_bank.frozen.copy_(bank.frozen)
         self.memory_bank.tokenizer, self.memory_bank.vocab_size = bank.tokenizer, bank.vocab_size
+        return self
+
+    def cluster_keys(self, iters: int = 10, seed: int = 0) -> MemoryLM:
+        "Lay the bank out by content in every layer's product keys (see the gate notebook); run after big bank changes."
+        cluster_all_keys(self, self.memory_bank.tokens, self.tok_embeddings, iters, seed)
         return self
 
 class BaselineLM(MiniMindLM):

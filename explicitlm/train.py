@@ -38,6 +38,8 @@ class TrainConfig:
     model_type: str = "memory"          # memory | baseline | noffn
     init_from: str | None = None        # train_memory: MemoryLM checkpoint dir or local HF causal-LM dir
     freeze_keys: bool = True            # train_memory: freeze the product keys too (seeds' SFT rule)
+    cluster_keys: bool = True           # lay the bank out by content in the product keys before training
+    recluster_every: int = 0            # redo it every N steps as the entry encoder learns (0 = never)
     max_steps: int = 1000
     max_time: float = 0.0               # seconds; 0 = no time bound
     batch_size: int = 16
@@ -225,6 +227,8 @@ def fit(model: nn.Module, train_ds, eval_ds, cfg: TrainConfig, tokenizer=None) -
     model, opt = acc.prepare(model, opt)
     raw = acc.unwrap_model(model)
     dev = acc.device
+    can_cluster = hasattr(raw, "cluster_keys") and (hasattr(raw, "memory_bank") or hasattr(raw, "bank"))
+    if cfg.cluster_keys and can_cluster and step == 0: raw.cluster_keys(seed=cfg.seed)
 
     def do_eval(step, recent_train):
         r = evaluate(raw, eval_ds, cfg.batch_size, cfg.eval_batches, dev, tokenizer, cfg.monitor_generations)
@@ -256,6 +260,7 @@ def fit(model: nn.Module, train_ds, eval_ds, cfg: TrainConfig, tokenizer=None) -
             step_loss += loss.item(); tokens_since += int(b["attention_mask"].sum())
         gn = acc.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else None
         opt.step(); sched.step(); step += 1
+        if cfg.recluster_every and can_cluster and step % cfg.recluster_every == 0: raw.cluster_keys(seed=cfg.seed + step)
         losses.append(step_loss); bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             now = time.time(); tps = tokens_since * acc.num_processes / max(now - last_log_t, 1e-9)
@@ -327,6 +332,8 @@ def train_memory(model_config: ExplicitLMConfig | None = None, train_config: Tra
         tok = load_local_tokenizer(cfg.tokenizer_path)
         model = load_trained(src, tok).train()
         if not getattr(model, "uses_memory", False): raise ValueError(f"{src} holds a model without memory layers: nothing to train")
+        from dataclasses import replace
+        cfg = replace(cfg, cluster_keys=False)      # its keys were laid out and trained in pretraining: keep them
     else:
         from transformers import AutoTokenizer
         from explicitlm.explicit import ExplicitLM
