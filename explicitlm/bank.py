@@ -254,10 +254,12 @@ def build_bank(source, tokenizer, knowledge_num: int, knowledge_length: int, cac
 # %% ../nbs/01_bank.ipynb #c038
 class EntryEncoder(nn.Module):
     "Pool an entry's token embeddings (mean or learned attention over non-pad tokens) and project to `knowledge_dim`."
-    def __init__(self, hidden_size: int, knowledge_dim: int, pooling: str = "mean", pad_token_id: int = 0):
+    def __init__(self, hidden_size: int, knowledge_dim: int, pooling: str = "mean", pad_token_id: int = 0,
+                 embedding_grad: bool = True):
         super().__init__()
         if pooling not in ("mean", "attention"): raise ValueError(f"pooling={pooling!r} must be 'mean' or 'attention'")
         self.pooling, self.pad_token_id, self.hidden_size = pooling, pad_token_id, hidden_size
+        self.embedding_grad = embedding_grad      # False: entries don't train the token embeddings (only the projection)
         self.attn = nn.Linear(hidden_size, 1, bias=False) if pooling == "attention" else None
         self.proj = nn.Linear(hidden_size, knowledge_dim, bias=False)
 
@@ -266,6 +268,7 @@ class EntryEncoder(nn.Module):
         flat = tokens.reshape(-1, tokens.shape[-1])
         uniq, inverse = torch.unique(flat, dim=0, return_inverse=True)
         e = embed(uniq)
+        if not self.embedding_grad: e = e.detach()
         if e.shape[-1] != self.hidden_size:
             raise ValueError(f"token embeddings have size {e.shape[-1]}, EntryEncoder expects hidden_size={self.hidden_size}")
         mask = (uniq != self.pad_token_id).unsqueeze(-1)

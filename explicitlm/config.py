@@ -45,6 +45,8 @@ class ExplicitLMConfig(PreTrainedConfig):
     knowledge_length: int = 16      # tokens per entry
     knowledge_dim: int = 128        # size of an entry's embedding used for retrieval and fusion
     entry_pooling: str = "mean"     # how an entry's token embeddings are pooled: "mean" or "attention"
+    entry_embedding_grad: bool = False # let gradients through entries reach the token embeddings (off: entries stay a fixed,
+                                    # compositional function of the embeddings and only the projection learns; measured better)
     freeze_ratio: float = 0.2       # share of entries frozen (never overwritten by updates)
     ema_decay: float = 0.9          # EMA factor for bank updates (new = decay*old + (1-decay)*target)
     # --- product-key gate (retrieval) ---

@@ -75,7 +75,8 @@ class ProductKeyGate(nn.Module):
         kd = config.knowledge_dim
         self.gate_proj = nn.Linear(self.hidden_size, kd, bias=False)
         self.keys = nn.Parameter(torch.randn(2, config.num_keys, kd // 2) / math.sqrt(kd // 2))
-        self.entry_encoder = EntryEncoder(self.hidden_size, kd, config.entry_pooling, config.pad_token_id)
+        self.entry_encoder = EntryEncoder(self.hidden_size, kd, config.entry_pooling, config.pad_token_id,
+                                          config.entry_embedding_grad)
         self.dropout = nn.Dropout(config.dropout)
         # product-key cell → bank entry (identity until `cluster_keys` lays the entries out by content)
         self.register_buffer("cell_to_entry", torch.arange(config.knowledge_num))
@@ -98,12 +99,14 @@ class ProductKeyGate(nn.Module):
             raise ValueError(f"bank has {bank_tokens.shape[0]} entries but the gate was built for knowledge_num={c.knowledge_num}")
         B, S = x.shape[:2]
         q, s1, cand = self.candidates(x, attention_mask)                           # [B, S', I]
-        tokens = bank_tokens[cand]                                                 # [B, S', I, L]
-        emb = self.entry_encoder(tokens, embed)                                    # [B, S', I, kd]
-        empty = (tokens == c.pad_token_id).all(-1)                                 # empty slots are never chosen
+        uniq, inverse = torch.unique(cand, return_inverse=True)                    # encode each retrieved entry once
+        tokens = bank_tokens[uniq]                                                 # [U, L]
+        emb = self.entry_encoder(tokens, embed).index_select(0, inverse.flatten()).view(*cand.shape, -1)  # [B, S', I, kd]
+        empty = (tokens == c.pad_token_id).all(-1)[inverse]                        # empty slots are never chosen
         emb, s1, cand, empty = (t.expand(B, S, *t.shape[2:]) for t in (emb, s1, cand, empty))   # S'=1 → S
-        # stage 2: content score per position (+ the stage-1 score, so the keys get gradient), keep the best C
-        content = torch.einsum("bsd,bsid->bsi", q, emb) / math.sqrt(q.shape[-1]) + s1
+        # stage 2: the exact content score per position decides; the stage-1 score enters straight-through (value 0,
+        # gradient 1) so the product keys still learn, without its approximation error distorting the ranking
+        content = torch.einsum("bsd,bsid->bsi", q, emb) / math.sqrt(q.shape[-1]) + (s1 - s1.detach())
         content = content.masked_fill(empty, -1e4)
         logits, keep = content.topk(c.num_candidates, dim=-1)                      # [B, S, C]
         cand, s1 = cand.gather(-1, keep), s1.gather(-1, keep)

@@ -24,7 +24,7 @@ from . import monitor
 __all__ = ['MODEL_TYPES', 'METRIC_COLUMNS', 'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog',
            'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint', 'load_trainer_state', 'load_trained',
            'load_retrieval_pairs', 'retrieval_loss', 'TrainResult', 'fit', 'pretrain', 'split_eval', 'train_memory',
-           'parse_cli', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
+           'parse_cli', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -80,7 +80,7 @@ def cpu_demo_config(tokenizer=None, **overrides) -> ExplicitLMConfig:
     "A small model config for the bundled corpus (vocab from `tokenizer`, default the bundled one)."
     tokenizer = tokenizer or load_local_tokenizer()
     base = dict(vocab_size=len(tokenizer), dim=128, n_layers=4, n_heads=4, n_kv_heads=2, max_seq_len=128,
-                knowledge_num=4096, knowledge_length=16, knowledge_dim=64, num_candidates=8, num_candidates_internal=16,
+                knowledge_num=4096, knowledge_length=16, knowledge_dim=64, num_candidates=8, num_candidates_internal=32,
                 num_selected=1, dropout=0.0, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     return ExplicitLMConfig(**{**base, **overrides})
 
@@ -439,11 +439,23 @@ def _report(res: TrainResult):
           f" → {res.final_eval_loss if res.final_eval_loss is not None else float('nan'):.4f}")
     print(f"checkpoint: {res.checkpoint_dir}\nmetrics:    {res.metrics_path}")
 
+def cli_errors(fn):
+    "Run a CLI entry point; bad input (ValueError, FileNotFoundError) exits with a one-line message and code 2."
+    import functools
+    @functools.wraps(fn)
+    def run(argv=None):
+        try: return fn(argv)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr); raise SystemExit(2)
+    return run
+
+@cli_errors
 def pretrain_cli(argv: list[str] | None = None):
     "Entry point of `explicitlm-pretrain key=value ...`."
     mcfg, tcfg = parse_cli(sys.argv[1:] if argv is None else argv)
     _report(pretrain(mcfg, tcfg))
 
+@cli_errors
 def train_memory_cli(argv: list[str] | None = None):
     "Entry point of `explicitlm-train-memory init_from=... key=value ...`."
     argv = sys.argv[1:] if argv is None else argv
@@ -452,6 +464,7 @@ def train_memory_cli(argv: list[str] | None = None):
     _report(train_memory(mcfg if given & {f.name for f in fields(ExplicitLMConfig)} else None, tcfg))
 
 # %% ../nbs/10_train.ipynb #c046
+@cli_errors
 def demo_cli(argv: list[str] | None = None):
     "Entry point of `explicitlm-demo [key=value ...]`: a short pretraining run on the bundled data."
     argv = sys.argv[1:] if argv is None else argv
