@@ -2,7 +2,7 @@
 
 1. Training throughput (tokens/s), measured in the same run by interleaving rounds of memory and baseline steps on the
    same batches (the machine is noisy: read the ratio), peak memory of a training process per model (separate
-   subprocesses, minus the peak of an idle process that only loads the same libraries and data), and parameters.
+   subprocesses: memory added by building and training each model), and parameters.
 2. Retrieval time per batch as knowledge_num grows (1K, 16K, 256K, 1M): the product-key gate (stage 1 alone and the
    full two-stage gate) vs brute-force scoring of the same queries against every entry vector (precomputed, i.e.
    the most favourable brute force).
@@ -35,15 +35,26 @@ def train_steps(model, opt, bs):
     return time.perf_counter() - t0, tokens
 
 
+def _rss_mib() -> float:
+    "Current resident memory of this process (Linux /proc)."
+    with open("/proc/self/statm") as f: return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def _peak_child(kind, steps, q):
+    "In a fresh process: peak resident memory added by building `kind` and training it `steps` steps (sampled every ms)."
+    import threading
     tok = load_local_tokenizer()
     mem_cfg, base_cfg = equal_size_configs(tok)
     bs = batches(tok, base_cfg, steps)
-    if kind != "idle":
-        model = (MemoryLM(mem_cfg) if kind == "memory" else BaselineLM(base_cfg)).train()
-        if kind == "memory": model.memory_bank.tokens.random_(1, mem_cfg.vocab_size); model.memory_bank.valid.fill_(True)
-        train_steps(model, torch.optim.AdamW(model.parameters(), 1e-3), bs)
-    q.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)      # MiB (Linux reports KiB)
+    base, peak, done = _rss_mib(), [0.0], threading.Event()
+    def sample():
+        while not done.is_set(): peak[0] = max(peak[0], _rss_mib()); time.sleep(0.001)
+    t = threading.Thread(target=sample); t.start()
+    model = (MemoryLM(mem_cfg) if kind == "memory" else BaselineLM(base_cfg)).train()
+    if kind == "memory": model.memory_bank.tokens.random_(1, mem_cfg.vocab_size); model.memory_bank.valid.fill_(True)
+    train_steps(model, torch.optim.AdamW(model.parameters(), 1e-3), bs)
+    done.set(); t.join()
+    q.put(peak[0] - base)
 
 
 def peak_mib(kind, steps=20):
@@ -66,9 +77,9 @@ def throughput(rounds=6, steps_per_round=10):
         for m in ((mem, base) if r % 2 == 0 else (base, mem)):
             s, n = train_steps(m, opts[m], bs); t[m][0] += s; t[m][1] += n
     tps = {m: t[m][1] / t[m][0] for m in t}
-    peaks = {k: peak_mib(k) for k in ("idle", "memory", "baseline")}
-    rows = [dict(model="MemoryLM", params=n_params(mem), tokens_per_s=tps[mem], peak_train_mib=peaks["memory"] - peaks["idle"]),
-            dict(model="BaselineLM", params=n_params(base), tokens_per_s=tps[base], peak_train_mib=peaks["baseline"] - peaks["idle"])]
+    peaks = {k: peak_mib(k) for k in ("memory", "baseline")}
+    rows = [dict(model="MemoryLM", params=n_params(mem), tokens_per_s=tps[mem], peak_train_mib=peaks["memory"]),
+            dict(model="BaselineLM", params=n_params(base), tokens_per_s=tps[base], peak_train_mib=peaks["baseline"])]
     rows.append(dict(model="ratio memory/baseline", params=rows[0]["params"] / rows[1]["params"],
                      tokens_per_s=tps[mem] / tps[base], peak_train_mib=rows[0]["peak_train_mib"] / max(rows[1]["peak_train_mib"], 1e-9)))
     return pd.DataFrame(rows), mem_cfg
@@ -121,14 +132,16 @@ def retrieval_scaling(sizes, batch=16, seq=64, dim=128, kd=64, length=16, mode="
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1024,16384,262144,1048576")
+    ap.add_argument("--skip-retrieval", action="store_true", help="only the training-cost table")
     a = ap.parse_args(argv)
     t0 = time.time()
     tp, mem_cfg = throughput()
     write_result("cost_training", "Cost: training throughput, memory and parameters (equal size)", tp,
                  ["tokens_per_s measured by interleaving 6 rounds x 10 steps of each model on the same batches in one process.",
-                  "peak_train_mib = peak RSS of a subprocess training 20 steps minus that of an idle subprocess that loads the same libraries and data.",
+                  "peak_train_mib = peak resident memory added by building the model and training it 20 steps, in a fresh subprocess (sampled every ms).",
                   "CPU, float32, batch 16 of the bundled biographies."],
                  dict(fusion_dim=mem_cfg.fusion_dim, dim=mem_cfg.dim, n_layers=mem_cfg.n_layers, knowledge_num=mem_cfg.knowledge_num))
+    if a.skip_retrieval: return
     sizes = [int(s) for s in a.sizes.split(",")]
     sc = pd.concat([retrieval_scaling(sizes, mode="token", internal=32), retrieval_scaling(sizes, mode="mean", internal=128)])
     write_result("cost_retrieval", "Cost: retrieval time per batch vs knowledge_num", sc,
