@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from common import DATA, RESULTS, equal_size_configs, load_local_tokenizer, n_params, subset_jsonl, trained, write_result
 from explicitlm import eval as ev
+from explicitlm.minimind import BaselineLM, MemoryLM
 
 
 def evaluate(name, model, tok, facts, mcq, train_secs):
@@ -66,8 +67,7 @@ def main(argv=None):
     cols = ["model", "split", "params", "train_s", "eval_loss", "recall", "mcq_acc", "hit@1", "hit@k", "hit@1 correct/wrong", "n_facts", "n_mcq"]
     df = df[[c for c in cols if c in df.columns]]
     notes = [f"MemoryLM fusion_dim={mem_cfg.fusion_dim} chosen so both models have ~equal parameters "
-             f"({n_params(__import__('explicitlm.minimind', fromlist=['MemoryLM']).MemoryLM(mem_cfg))} vs "
-             f"{n_params(__import__('explicitlm.minimind', fromlist=['BaselineLM']).BaselineLM(base_cfg))}).",
+             f"({n_params(MemoryLM(mem_cfg))} vs {n_params(BaselineLM(base_cfg))}).",
              "recall = exact match of the fact's object after its cloze prompt (greedy); mcq_acc = 4-option held-out MCQ "
              "scored by option log-likelihood (chance 0.25); hit@1 / hit@k = the fact's bank entry is the gate's selection / "
              "among its num_candidates candidates at the last prompt position, averaged over layers.",

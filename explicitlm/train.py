@@ -12,7 +12,7 @@ from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from accelerate import Accelerator
-from .config import ExplicitLMConfig, apply_overrides
+from .config import ExplicitLMConfig, apply_overrides, own_fields
 from .bank import build_bank
 from .minimind import MemoryLM, BaselineLM, NoFFNLM, MiniMindLM
 from .fusion import freeze_all_but_memory, parameter_report
@@ -423,10 +423,9 @@ def train_memory(model_config: ExplicitLMConfig | None = None, train_config: Tra
 def parse_cli(argv: list[str], train_defaults: dict | None = None) -> tuple[ExplicitLMConfig, TrainConfig]:
     "Model and training configs from `key=value` arguments (the tokenizer path is read first: it sets the vocabulary)."
     if any(a in ("-h", "--help") for a in argv):
-        keys = lambda c: ", ".join(f.name for f in fields(c) if f.name in c.__dataclass_fields__)
         print("usage: key=value ... (model.key=value / training.key=value)\n\ntraining keys: "
               + ", ".join(f.name for f in fields(TrainConfig)) + "\n\nmodel keys: "
-              + ", ".join(f.name for f in __import__('explicitlm.config', fromlist=['own_fields']).own_fields(ExplicitLMConfig)))
+              + ", ".join(f.name for f in own_fields(ExplicitLMConfig)))
         raise SystemExit(0)
     tcfg = TrainConfig(**(train_defaults or {}))
     tok_arg = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0] in ("tokenizer_path", "training.tokenizer_path")]
