@@ -200,6 +200,15 @@ def _ema_update(self: MemoryBank, indices, targets: torch.Tensor, embedding_weig
 MemoryBank.ema_update = _ema_update
 
 # %% ../nbs/01_bank.ipynb #c032
+def _find(self: MemoryBank, texts: Sequence[str], tokenizer=None) -> list[int | None]:
+    "Index of the valid entry holding exactly each of `texts` (tokenized as the bank stores it), or None."
+    rows, _ = self.encode_texts(list(texts), tokenizer, progress=False)
+    where = {}
+    for i, row in zip(self.valid.nonzero().flatten().tolist(), self.tokens[self.valid].tolist()): where.setdefault(tuple(row), i)
+    return [where.get(tuple(r)) for r in rows.tolist()]
+MemoryBank.find = _find
+
+# %% ../nbs/01_bank.ipynb #c035
 def _save(self: MemoryBank, path: str | Path):
     "Save tokens, valid and frozen masks and metadata to `path` (a `.pt` file)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +230,7 @@ def _load(cls, path: str | Path, tokenizer=None) -> MemoryBank:
     return bank
 MemoryBank.save, MemoryBank.load = _save, _load
 
-# %% ../nbs/01_bank.ipynb #c035
+# %% ../nbs/01_bank.ipynb #c038
 def tokenizer_fingerprint(tokenizer) -> str:
     "A short hash of a tokenizer's vocabulary and class (changes when the ids would change)."
     vocab = sorted(tokenizer.get_vocab().items())
@@ -251,7 +260,7 @@ def build_bank(source, tokenizer, knowledge_num: int, knowledge_length: int, cac
     if freeze_ratio: bank.freeze(ratio=freeze_ratio, seed=seed)
     return bank
 
-# %% ../nbs/01_bank.ipynb #c038
+# %% ../nbs/01_bank.ipynb #c041
 class EntryEncoder(nn.Module):
     "Pool an entry's token embeddings (mean or learned attention over non-pad tokens) and project to `knowledge_dim`."
     def __init__(self, hidden_size: int, knowledge_dim: int, pooling: str = "mean", pad_token_id: int = 0,

@@ -282,13 +282,9 @@ def fact_bank_index(bank, facts: Sequence[dict], tokenizer=None, on_missing: str
     if on_missing not in ("raise", "skip"): raise ValueError(f"on_missing={on_missing!r} must be 'raise' or 'skip'")
     tokenizer = tokenizer or bank.tokenizer
     if tokenizer is None: raise ValueError("pass the tokenizer the bank was built with (the bank has none attached)")
-    L, pad = bank.knowledge_length, bank.pad_token_id
-    rows = {}
-    for i, row in zip(bank.valid.nonzero().flatten().tolist(), bank.tokens[bank.valid].tolist()): rows.setdefault(tuple(row), i)
+    facts = _require(facts, "facts")
     out, missing = {}, []
-    for f in _require(facts, "facts"):
-        ids = tokenizer.encode(f["sentence"], add_special_tokens=False)[:L]
-        i = rows.get(tuple(ids + [pad] * (L - len(ids))))
+    for f, i in zip(facts, bank.find([f["sentence"] for f in facts], tokenizer)):
         if i is None: missing.append(f)
         else: out[f["uuid"]] = i
     if missing and on_missing == "raise":
@@ -325,8 +321,8 @@ def _records(records) -> list[dict]:
     return out
 
 def memory_layers(model) -> list[int]:
-    "Indices of the model's layers that have a memory (empty for baselines)."
-    return [i for i, l in enumerate(getattr(model, "layers", [])) if getattr(l, "kind", None) == "memory"]
+    "Indices of the model's layers that have a memory (`MemoryLM` and `ExplicitLM` both list them; empty for baselines)."
+    return list(getattr(model, "memory_layers", []))
 
 def memory_hits(model, tokenizer, records, bank_index_of: Mapping[str, int], batch_size: int = 64,
                 progress: bool = True) -> pd.DataFrame:

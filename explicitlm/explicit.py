@@ -233,6 +233,9 @@ class ExplicitLM(nn.Module):
     @property
     def num_layers(self) -> int: return len(decoder_layers(self.backbone))
     @property
+    def memory_bank(self) -> MemoryBank: return self.bank                 # the name MemoryLM uses
+    def get_input_embeddings(self) -> nn.Module: return self.backbone.get_input_embeddings()
+    @property
     def device(self) -> torch.device: return self.bank.tokens.device
     def extra_repr(self): return f"memory_layers={self.memory_layers}, hidden_size={self.hidden_size}"
 

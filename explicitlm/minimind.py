@@ -136,6 +136,13 @@ class MiniMindLM(PreTrainedModel):
     @property
     def uses_memory(self) -> bool: return any(self.kind_of_layer(i) == "memory" for i in range(self.config.n_layers))
 
+    @property
+    def memory_layers(self) -> list[int]:
+        "Indices of the layers with a memory layer (empty for `BaselineLM` / `NoFFNLM`); `ExplicitLM` has the same."
+        return [i for i, layer in enumerate(self.layers) if layer.kind == "memory"]
+
+    def get_input_embeddings(self) -> nn.Embedding: return self.tok_embeddings
+
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=0.02)

@@ -192,16 +192,6 @@ def load_trained(checkpoint_dir: str | Path, tokenizer=None):
     return model
 
 # %% ../nbs/10_train.ipynb #c025
-def _bank_and_embed(model):
-    "The bank tokens and the token-embedding module a memory model retrieves with."
-    if hasattr(model, "memory_bank"): return model.memory_bank.tokens, model.tok_embeddings
-    return model.bank.tokens, model.backbone.get_input_embeddings()
-
-def _bank_valid(model) -> torch.Tensor:
-    "Indices of the bank entries that hold text."
-    bank = model.memory_bank if hasattr(model, "memory_bank") else model.bank
-    return bank.valid.nonzero().flatten().cpu()
-
 def load_retrieval_pairs(path, tokenizer, bank) -> list[tuple[list[int], int]]:
     "(prompt ids, bank entry index) for every `{prompt, sentence}` line whose sentence is a valid bank entry."
     from explicitlm.data import read_jsonl
@@ -209,11 +199,8 @@ def load_retrieval_pairs(path, tokenizer, bank) -> list[tuple[list[int], int]]:
     for n, r in enumerate(records, 1):
         if not isinstance(r.get("prompt"), str) or not isinstance(r.get("sentence"), str):
             raise ValueError(f"{path}: record {n} needs string fields 'prompt' and 'sentence', has {sorted(r)}")
-    rows, _ = bank.encode_texts([r["sentence"] for r in records], tokenizer, progress=False)
-    where = {tuple(t.tolist()): i for i, t in zip(bank.valid.nonzero().flatten().tolist(), bank.tokens[bank.valid])}
     pairs, missing = [], 0
-    for r, toks in zip(records, rows):
-        i = where.get(tuple(toks.tolist()))
+    for r, i in zip(records, bank.find([r["sentence"] for r in records], tokenizer)):
         if i is None: missing += 1; continue
         pairs.append((tokenizer.encode(r["prompt"], add_special_tokens=False), i))
     if not pairs: raise ValueError(f"none of the {missing} sentences in {path} is a bank entry")
@@ -234,7 +221,7 @@ def retrieval_loss(model, pairs: list[tuple[list[int], int]], device=None, negat
     try: model(ids, attention_mask=mask, use_cache=False)
     finally:
         for h in hooks: h.remove()
-    bank_tokens, embed = _bank_and_embed(model)
+    bank_tokens, embed = model.memory_bank.tokens, model.get_input_embeddings()
     targets = torch.tensor([i for _, i in pairs], device=ids.device)
     cands = targets if negatives is None else torch.cat([targets, negatives.to(ids.device)])
     dup = (targets[:, None] == cands[None, :])
@@ -289,7 +276,8 @@ def fit(model: nn.Module, train_ds, eval_ds, cfg: TrainConfig, tokenizer=None, r
     model, opt = acc.prepare(model, opt)
     raw = acc.unwrap_model(model)
     dev = acc.device
-    can_cluster = hasattr(raw, "cluster_keys") and (hasattr(raw, "memory_bank") or hasattr(raw, "bank"))
+    can_cluster = hasattr(raw, "cluster_keys")                       # memory models (MemoryLM, ExplicitLM)
+    if retrieval_pairs: bank_valid = raw.memory_bank.valid.nonzero().flatten().cpu()   # negatives are drawn from these
     if cfg.cluster_keys and can_cluster and step == 0: raw.cluster_keys(seed=cfg.seed)
 
     def do_eval(step, recent_train):
@@ -321,7 +309,6 @@ def fit(model: nn.Module, train_ds, eval_ds, cfg: TrainConfig, tokenizer=None, r
             step_loss += loss.item(); tokens_since += int(b["attention_mask"].sum())   # logged: the LM loss only
             if retrieval_pairs and j == 0 and cfg.retrieval_weight:
                 ridx = batch_indices(len(retrieval_pairs), min(cfg.retrieval_batch, len(retrieval_pairs)), step, cfg.seed + 1)
-                bank_valid = _bank_valid(raw)
                 neg = bank_valid[torch.randperm(len(bank_valid), generator=torch.Generator().manual_seed(cfg.seed + step))[:cfg.retrieval_negatives]]
                 with acc.autocast():
                     loss = loss + cfg.retrieval_weight * retrieval_loss(raw, [retrieval_pairs[i] for i in ridx], dev, neg) / cfg.accumulation_steps

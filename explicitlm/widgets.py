@@ -15,14 +15,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib import colormaps
 import ipywidgets as widgets
 from .monitor import THRESHOLDS, check, selection_entropy
+from .eval import memory_layers
 
 # %% auto #0
-__all__ = ['RETRIEVAL_COLUMNS', 'METRIC_COLUMNS', 'SIGNALS', 'STATUS_COLOURS', 'new_figure', 'figure_png', 'show_figure',
-           'token_strings', 'memory_layers', 'memory_bank_of', 'retrieval_traces', 'retrieval_table',
-           'retrieval_heatmap_data', 'plot_retrieval_heatmap', 'html_table', 'RetrievalExplorer', 'bank_matches',
-           'page_count', 'bank_page', 'greedy_answer', 'prompt_entries', 'BankEditor', 'bank_page_figure',
-           'metrics_file', 'load_metrics', 'load_usage', 'loss_curves_figure', 'usage_histogram_figure',
-           'signal_badges', 'badges_html', 'monitor_figure', 'TrainingMonitor', 'save_view_png']
+__all__ = ['RETRIEVAL_COLUMNS', 'SIGNALS', 'STATUS_COLOURS', 'new_figure', 'figure_png', 'show_figure', 'token_strings',
+           'memory_bank_of', 'retrieval_traces', 'retrieval_table', 'retrieval_heatmap_data', 'plot_retrieval_heatmap',
+           'html_table', 'RetrievalExplorer', 'bank_matches', 'page_count', 'bank_page', 'greedy_answer',
+           'prompt_entries', 'BankEditor', 'bank_page_figure', 'metrics_file', 'load_metrics', 'load_usage',
+           'loss_curves_figure', 'usage_histogram_figure', 'signal_badges', 'badges_html', 'monitor_figure',
+           'TrainingMonitor', 'save_view_png']
 
 # %% ../nbs/12_widgets.ipynb #c006
 def new_figure(width: float, height: float, dpi: int = 100) -> Figure:
@@ -49,17 +50,11 @@ def token_strings(tokenizer, ids) -> list[str]:
     "Each token id decoded on its own (leading spaces kept), for labels."
     return [tokenizer.decode([int(i)]) for i in ids]
 
-def memory_layers(model) -> list[int]:
-    "Indices of the model's layers that have a memory layer (MiniMind models, or `ExplicitLM.memory_layers`)."
-    spliced = getattr(model, "memory_layers", None)
-    if isinstance(spliced, (list, tuple)): return list(spliced)
-    kind = getattr(model, "kind_of_layer", None)
-    return [i for i in range(model.config.n_layers) if kind(i) == "memory"] if kind is not None else []
 
 def memory_bank_of(model):
-    "The model's `MemoryBank` (`memory_bank` of MiniMind models, `bank` of `ExplicitLM`)."
-    for name in ("memory_bank", "bank"):
-        if getattr(model, name, None) is not None: return getattr(model, name)
+    "The model's `MemoryBank` (`MemoryLM` and `ExplicitLM` both expose it as `memory_bank`), or a clear error."
+    bank = getattr(model, "memory_bank", None)
+    if bank is not None: return bank
     raise ValueError(f"{type(model).__name__} has no memory bank")
 
 @torch.no_grad()
@@ -448,9 +443,7 @@ def bank_page_figure(page: pd.DataFrame, title: str | None = None) -> Figure:
     return fig
 
 # %% ../nbs/12_widgets.ipynb #c040
-METRIC_COLUMNS = ["step", "kind", "train_loss", "eval_loss", "lr", "tokens_per_sec", "elapsed_s", "grad_norm",
-                  "selection_entropy", "repetition_rate", "loss_ratio", "status_train_loss", "status_loss_ratio",
-                  "status_repetition_rate", "status_selection_entropy", "status"]
+from .train import METRIC_COLUMNS        # the format the training loops write
 SIGNALS = ("train_loss", "loss_ratio", "repetition_rate", "selection_entropy")
 STATUS_COLOURS = {"ok": "#2e7d32", "warn": "#ef6c00", "danger": "#c62828", "n/a": "#9e9e9e"}
 
