@@ -5,12 +5,14 @@
 # %% ../nbs/01_bank.ipynb #c003
 from __future__ import annotations
 import hashlib, json, math, os, warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Sequence
 import torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 from .config import ExplicitLMConfig, is_perfect_square
 
 # %% auto #0
@@ -56,6 +58,7 @@ class MemoryBank(nn.Module):
         self.register_buffer("tokens", torch.full((knowledge_num, knowledge_length), pad_token_id, dtype=torch.long))
         self.register_buffer("valid", torch.zeros(knowledge_num, dtype=torch.bool))
         self.register_buffer("frozen", torch.zeros(knowledge_num, dtype=torch.bool))
+        self.version, self._log_start, self._changes = 0, 0, []   # see `touch` below
 
     def __len__(self): return self.knowledge_num
     def extra_repr(self):
@@ -64,7 +67,10 @@ class MemoryBank(nn.Module):
 
     def check_indices(self, indices) -> torch.Tensor:
         "`indices` as a long tensor on the bank's device; `IndexError` naming any index outside 0..knowledge_num-1."
-        idx = torch.as_tensor(indices, dtype=torch.long, device=self.tokens.device)
+        raw = torch.as_tensor(indices)
+        if raw.is_floating_point() or raw.dtype == torch.bool:
+            raise TypeError(f"bank indices must be integers, got {indices!r} ({raw.dtype}); e.g. bank.edit(3, ...)")
+        idx = raw.to(dtype=torch.long, device=self.tokens.device)
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.knowledge_num):
             bad = idx[(idx < 0) | (idx >= self.knowledge_num)][0].item()
             raise IndexError(f"bank index {bad} out of range: the bank has knowledge_num={self.knowledge_num} entries (0..{self.knowledge_num-1})")
@@ -74,12 +80,39 @@ class MemoryBank(nn.Module):
         "Token ids of the entries at `indices` (any shape) → `[*indices.shape, knowledge_length]`."
         return self.tokens[self.check_indices(indices)]
 
+# %% ../nbs/01_bank.ipynb #c044
+_MAX_LOGGED_WRITES = 65536
+
+@patch
+def touch(self: MemoryBank, indices=None) -> int:
+    "Record a write to `indices` (None: the whole bank); returns the new `version`."
+    self.version += 1
+    idx = None if indices is None else torch.as_tensor(indices, dtype=torch.long).flatten().cpu()
+    if idx is None or sum(len(i) for _, i in self._changes) + len(idx) > max(_MAX_LOGGED_WRITES, self.knowledge_num // 8):
+        self._changes, self._log_start = [], self.version           # forget the details: everything counts as changed
+    else: self._changes.append((self.version, idx))
+    return self.version
+
+@patch
+def changes_since(self: MemoryBank, version: int) -> torch.Tensor | None:
+    "Sorted indices written after `version`, or None if everything must be treated as changed."
+    if version >= self.version: return torch.zeros(0, dtype=torch.long)
+    if version < self._log_start: return None
+    new = [i for v, i in self._changes if v > version]
+    return torch.cat(new).unique() if new else torch.zeros(0, dtype=torch.long)
+
+@patch
+def _load_from_state_dict(self: MemoryBank, *args, **kwargs):
+    nn.Module._load_from_state_dict(self, *args, **kwargs)
+    self.touch()                                                     # loaded content: every index is stale
+
 # %% ../nbs/01_bank.ipynb #c013
 def _tokenize_entry(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
+@patch
 @torch.no_grad()
-def _encode_texts(self: MemoryBank, texts: Sequence[str], tokenizer=None, progress: bool = True) -> tuple[torch.Tensor, int]:
+def encode_texts(self: MemoryBank, texts: Sequence[str], tokenizer=None, progress: bool = True) -> tuple[torch.Tensor, int]:
     tokenizer = tokenizer or self.tokenizer
     if tokenizer is None: raise ValueError("this bank has no tokenizer: pass tokenizer=... or set bank.tokenizer")
     rows, truncated = torch.full((len(texts), self.knowledge_length), self.pad_token_id, dtype=torch.long), 0
@@ -89,11 +122,10 @@ def _encode_texts(self: MemoryBank, texts: Sequence[str], tokenizer=None, progre
         ids = ids[:self.knowledge_length]
         rows[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
     return rows, truncated
-MemoryBank.encode_texts = _encode_texts
 
 # %% ../nbs/01_bank.ipynb #c015
-@classmethod
-def _from_texts(cls, texts: Sequence[str], tokenizer, knowledge_num: int, knowledge_length: int,
+@patch(cls_method=True)
+def from_texts(cls: MemoryBank, texts: Sequence[str], tokenizer, knowledge_num: int, knowledge_length: int,
                 freeze_ratio: float = 0.0, seed: int = 0, progress: bool = True) -> MemoryBank:
     "Build a bank from `texts` (at most `knowledge_num`), tokenized, truncated/padded to `knowledge_length`."
     texts = list(texts)
@@ -109,10 +141,10 @@ def _from_texts(cls, texts: Sequence[str], tokenizer, knowledge_num: int, knowle
     bank.valid[:len(texts)] = True
     if freeze_ratio: bank.freeze(ratio=freeze_ratio, seed=seed)
     return bank
-MemoryBank.from_texts = _from_texts
 
 # %% ../nbs/01_bank.ipynb #c018
-def _decode(self: MemoryBank, index: int, tokenizer=None) -> str:
+@patch
+def decode(self: MemoryBank, index: int, tokenizer=None) -> str:
     "The text of entry `index` (padding stripped)."
     tokenizer = tokenizer or self.tokenizer
     if tokenizer is None: raise ValueError("this bank has no tokenizer: pass tokenizer=... or set bank.tokenizer")
@@ -120,12 +152,14 @@ def _decode(self: MemoryBank, index: int, tokenizer=None) -> str:
     while ids and ids[-1] == self.pad_token_id: ids.pop()
     return tokenizer.decode(ids)
 
-def _texts(self: MemoryBank, indices=None, tokenizer=None) -> list[str]:
+@patch
+def texts(self: MemoryBank, indices=None, tokenizer=None) -> list[str]:
     "Texts of the entries at `indices` (default: every valid entry)."
     if indices is None: indices = self.valid.nonzero().flatten().tolist()
     return [self.decode(i, tokenizer) for i in torch.as_tensor(indices).flatten().tolist()]
 
-def _search(self: MemoryBank, query: str, tokenizer=None, limit: int | None = None) -> list[int]:
+@patch
+def search(self: MemoryBank, query: str, tokenizer=None, limit: int | None = None) -> list[int]:
     "Indices of valid entries whose text contains `query` (case-insensitive)."
     q, hits = query.lower(), []
     for i in self.valid.nonzero().flatten().tolist():
@@ -133,27 +167,81 @@ def _search(self: MemoryBank, query: str, tokenizer=None, limit: int | None = No
             hits.append(i)
             if limit and len(hits) >= limit: break
     return hits
-MemoryBank.decode, MemoryBank.texts, MemoryBank.search = _decode, _texts, _search
 
 # %% ../nbs/01_bank.ipynb #c021
-def _edit(self: MemoryBank, index: int, text: str, tokenizer=None, force: bool = False) -> torch.Tensor:
+@patch
+def edit(self: MemoryBank, index: int, text: str, tokenizer=None, force: bool = False) -> torch.Tensor:
     "Replace entry `index` with `text`; returns the old token ids. Raises on a frozen entry unless `force`."
     idx = int(self.check_indices(index))
     if self.frozen[idx] and not force: raise ValueError(f"entry {idx} is frozen: unfreeze it first or pass force=True")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"edit of entry {idx}: empty text {text!r}; to delete an entry use bank.clear({idx})")
     rows, truncated = self.encode_texts([text], tokenizer, progress=False)
     if truncated: warnings.warn(f"edit of entry {idx} truncated to knowledge_length={self.knowledge_length} tokens")
     old = self.tokens[idx].clone()
     self.tokens[idx] = rows[0].to(self.tokens.device); self.valid[idx] = True
+    self.touch([idx])
     return old
 
-def _replace(self: MemoryBank, indices: Sequence[int], texts: Sequence[str], tokenizer=None, force: bool = False):
+@patch
+def replace(self: MemoryBank, indices: Sequence[int], texts: Sequence[str], tokenizer=None, force: bool = False):
     "Edit several entries at once (same rules as `edit`)."
     if len(indices) != len(texts): raise ValueError(f"{len(indices)} indices but {len(texts)} texts")
     return [self.edit(i, t, tokenizer, force) for i, t in zip(indices, texts)]
-MemoryBank.edit, MemoryBank.replace = _edit, _replace
+
+# %% ../nbs/01_bank.ipynb #c047
+@patch
+def clear(self: MemoryBank, indices, force: bool = False) -> int:
+    "Empty the entries at `indices` (delete their knowledge); raises on a frozen entry unless `force`. Returns how many."
+    idx = self.check_indices(indices).flatten()
+    if not force and self.frozen[idx].any():
+        raise ValueError(f"entry {int(idx[self.frozen[idx]][0])} is frozen: unfreeze it first or pass force=True")
+    self.tokens[idx] = self.pad_token_id; self.valid[idx] = False
+    self.touch(idx)
+    return len(idx)
+
+@patch
+def insert(self: MemoryBank, text: str, tokenizer=None) -> int:
+    "Write `text` into the first empty slot; returns its index (raises when the bank is full)."
+    free = (~self.valid).nonzero().flatten()
+    if not len(free): raise ValueError(f"the bank is full: all {self.knowledge_num} entries hold text; clear(...) some first")
+    i = int(free[0])
+    self.edit(i, text, tokenizer)
+    return i
+
+# %% ../nbs/01_bank.ipynb #c050
+@patch
+@contextmanager
+def overlay(self: MemoryBank, indices, new_tokens: torch.Tensor):
+    "Temporarily replace the entries at `indices` with `new_tokens` `[n, knowledge_length]` (all-padding rows: emptied)."
+    idx = self.check_indices(indices).flatten()
+    new_tokens = torch.as_tensor(new_tokens, dtype=torch.long, device=self.tokens.device).reshape(len(idx), -1)
+    if len(idx.unique()) != len(idx): raise ValueError("overlay indices must be distinct")
+    if new_tokens.shape[-1] != self.knowledge_length:
+        raise ValueError(f"new_tokens have length {new_tokens.shape[-1]}, the bank's knowledge_length is {self.knowledge_length}")
+    old_tokens, old_valid = self.tokens[idx].clone(), self.valid[idx].clone()
+    self.tokens[idx] = new_tokens; self.valid[idx] = (new_tokens != self.pad_token_id).any(-1)
+    self.touch(idx)
+    try: yield self
+    finally:
+        self.tokens[idx] = old_tokens; self.valid[idx] = old_valid
+        self.touch(idx)
+
+# %% ../nbs/01_bank.ipynb #c053
+@patch
+@contextmanager
+def preserved(self: MemoryBank):
+    "Undo every change to the bank (tokens, valid and frozen masks) made inside the block."
+    saved = self.tokens.clone(), self.valid.clone(), self.frozen.clone()
+    try: yield self
+    finally:
+        changed = ((self.tokens != saved[0]).any(-1) | (self.valid != saved[1])).nonzero().flatten()
+        self.tokens.copy_(saved[0]); self.valid.copy_(saved[1]); self.frozen.copy_(saved[2])
+        if len(changed): self.touch(changed)
 
 # %% ../nbs/01_bank.ipynb #c023
-def _freeze(self: MemoryBank, ratio: float | None = None, indices=None, seed: int = 0) -> torch.Tensor:
+@patch
+def freeze(self: MemoryBank, ratio: float | None = None, indices=None, seed: int = 0) -> torch.Tensor:
     "Freeze the given `indices`, or a random `ratio` of the valid entries (seeded); returns the frozen indices."
     if (ratio is None) == (indices is None): raise ValueError("pass exactly one of ratio=... or indices=...")
     if indices is None:
@@ -165,15 +253,16 @@ def _freeze(self: MemoryBank, ratio: float | None = None, indices=None, seed: in
     self.frozen[idx] = True
     return idx
 
-def _unfreeze(self: MemoryBank, indices=None):
+@patch
+def unfreeze(self: MemoryBank, indices=None):
     "Unfreeze `indices` (default: all)."
     if indices is None: self.frozen.zero_()
     else: self.frozen[self.check_indices(indices)] = False
-MemoryBank.freeze, MemoryBank.unfreeze = _freeze, _unfreeze
 
 # %% ../nbs/01_bank.ipynb #c026
+@patch
 @torch.no_grad()
-def _update_tokens(self: MemoryBank, indices, new_tokens: torch.Tensor) -> int:
+def update_tokens(self: MemoryBank, indices, new_tokens: torch.Tensor) -> int:
     "Overwrite the unfrozen entries among `indices` with `new_tokens` `[n, knowledge_length]`; returns how many were written."
     idx = self.check_indices(indices).flatten()
     new_tokens = torch.as_tensor(new_tokens, dtype=torch.long, device=self.tokens.device).reshape(len(idx), -1)
@@ -181,14 +270,16 @@ def _update_tokens(self: MemoryBank, indices, new_tokens: torch.Tensor) -> int:
         raise ValueError(f"new_tokens have length {new_tokens.shape[-1]}, the bank's knowledge_length is {self.knowledge_length}")
     if self.vocab_size is not None and new_tokens.numel() and new_tokens.max() >= self.vocab_size:
         raise ValueError(f"token id {int(new_tokens.max())} is outside the bank's vocabulary (vocab_size={self.vocab_size})")
+    if new_tokens.numel() and new_tokens.min() < 0: raise ValueError(f"token id {int(new_tokens.min())} is negative")
     keep = ~self.frozen[idx]
     self.tokens[idx[keep]] = new_tokens[keep]; self.valid[idx[keep]] = True
+    self.touch(idx[keep])
     return int(keep.sum())
-MemoryBank.update_tokens = _update_tokens
 
 # %% ../nbs/01_bank.ipynb #c029
+@patch
 @torch.no_grad()
-def _ema_update(self: MemoryBank, indices, targets: torch.Tensor, embedding_weight: torch.Tensor, decay: float = 0.9) -> int:
+def ema_update(self: MemoryBank, indices, targets: torch.Tensor, embedding_weight: torch.Tensor, decay: float = 0.9) -> int:
     "EMA-move unfrozen entries' token embeddings towards `targets` `[n, knowledge_length, d]`, re-quantized to tokens."
     idx = self.check_indices(indices).flatten()
     if not 0 <= decay <= 1: raise ValueError(f"decay={decay} must be in [0, 1]")
@@ -197,19 +288,19 @@ def _ema_update(self: MemoryBank, indices, targets: torch.Tensor, embedding_weig
     mixed = decay * embedding_weight[self.tokens[idx]] + (1 - decay) * targets.to(embedding_weight)
     new = (F.normalize(mixed, dim=-1) @ F.normalize(embedding_weight, dim=-1).T).argmax(-1)
     return self.update_tokens(idx, new)
-MemoryBank.ema_update = _ema_update
 
 # %% ../nbs/01_bank.ipynb #c032
-def _find(self: MemoryBank, texts: Sequence[str], tokenizer=None) -> list[int | None]:
+@patch
+def find(self: MemoryBank, texts: Sequence[str], tokenizer=None) -> list[int | None]:
     "Index of the valid entry holding exactly each of `texts` (tokenized as the bank stores it), or None."
     rows, _ = self.encode_texts(list(texts), tokenizer, progress=False)
     where = {}
     for i, row in zip(self.valid.nonzero().flatten().tolist(), self.tokens[self.valid].tolist()): where.setdefault(tuple(row), i)
     return [where.get(tuple(r)) for r in rows.tolist()]
-MemoryBank.find = _find
 
 # %% ../nbs/01_bank.ipynb #c035
-def _save(self: MemoryBank, path: str | Path):
+@patch
+def save(self: MemoryBank, path: str | Path):
     "Save tokens, valid and frozen masks and metadata to `path` (a `.pt` file)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"tokens": self.tokens.cpu(), "valid": self.valid.cpu(), "frozen": self.frozen.cpu(),
@@ -217,8 +308,8 @@ def _save(self: MemoryBank, path: str | Path):
                          "pad_token_id": self.pad_token_id, "vocab_size": self.vocab_size}}, path)
     return path
 
-@classmethod
-def _load(cls, path: str | Path, tokenizer=None) -> MemoryBank:
+@patch(cls_method=True)
+def load(cls: MemoryBank, path: str | Path, tokenizer=None) -> MemoryBank:
     "Load a bank written by `save`."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"memory bank file not found: {path}")
@@ -228,7 +319,6 @@ def _load(cls, path: str | Path, tokenizer=None) -> MemoryBank:
     bank.tokens.copy_(d["tokens"]); bank.valid.copy_(d["valid"]); bank.frozen.copy_(d["frozen"])
     bank.tokenizer = tokenizer
     return bank
-MemoryBank.save, MemoryBank.load = _save, _load
 
 # %% ../nbs/01_bank.ipynb #c038
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -262,14 +352,15 @@ def build_bank(source, tokenizer, knowledge_num: int, knowledge_length: int, cac
 
 # %% ../nbs/01_bank.ipynb #c041
 class EntryEncoder(nn.Module):
-    "Pool an entry's token embeddings (mean or learned attention over non-pad tokens) and project to `knowledge_dim`."
+    "Pool an entry's token embeddings (mean, or learned attention over token + slot position) and project to `knowledge_dim`."
     def __init__(self, hidden_size: int, knowledge_dim: int, pooling: str = "mean", pad_token_id: int = 0,
-                 embedding_grad: bool = True):
+                 embedding_grad: bool = True, knowledge_length: int = 16):
         super().__init__()
         if pooling not in ("mean", "attention"): raise ValueError(f"pooling={pooling!r} must be 'mean' or 'attention'")
         self.pooling, self.pad_token_id, self.hidden_size = pooling, pad_token_id, hidden_size
         self.embedding_grad = embedding_grad      # False: entries don't train the token embeddings (only the projection)
         self.attn = nn.Linear(hidden_size, 1, bias=False) if pooling == "attention" else None
+        self.pos = nn.Parameter(torch.zeros(knowledge_length, hidden_size)) if pooling == "attention" else None
         self.proj = nn.Linear(hidden_size, knowledge_dim, bias=False)
 
     def forward(self, tokens: torch.Tensor, embed: nn.Module) -> torch.Tensor:
@@ -282,7 +373,9 @@ class EntryEncoder(nn.Module):
             raise ValueError(f"token embeddings have size {e.shape[-1]}, EntryEncoder expects hidden_size={self.hidden_size}")
         mask = (uniq != self.pad_token_id).unsqueeze(-1)
         if self.attn is None: w = mask.to(e.dtype) / mask.sum(1, keepdim=True).clamp(min=1)
-        else: w = torch.softmax(self.attn(e).masked_fill(~mask, -1e4), dim=1) * mask   # empty entry → zero vector
+        else:
+            e = e + self.pos[:e.shape[1]].to(e.dtype)
+            w = torch.softmax(self.attn(e).masked_fill(~mask, -1e4), dim=1) * mask   # empty entry → zero vector
         pooled = (w * e).sum(1)
         # index_select, not [inverse]: its backward is deterministic on CPU (advanced indexing accumulates in any order)
         return self.proj(pooled).index_select(0, inverse.flatten()).reshape(*tokens.shape[:-1], -1)

@@ -9,8 +9,8 @@ from dataclasses import dataclass, fields, MISSING
 from transformers import PreTrainedConfig
 
 # %% auto #0
-__all__ = ['QUERY_MODES', 'ENTRY_POOLINGS', 'is_perfect_square', 'ExplicitLMConfig', 'own_fields', 'parse_value',
-           'apply_overrides', 'tiny_config']
+__all__ = ['QUERY_MODES', 'ENTRY_POOLINGS', 'KEY_LAYOUTS', 'RETRIEVAL_SCORES', 'READERS', 'QUERY_SOURCES', 'SEEDS_DESIGN',
+           'is_perfect_square', 'ExplicitLMConfig', 'own_fields', 'parse_value', 'apply_overrides', 'tiny_config']
 
 # %% ../nbs/00_config.ipynb #c005
 def is_perfect_square(n: int) -> bool:
@@ -20,10 +20,14 @@ def is_perfect_square(n: int) -> bool:
 # %% ../nbs/00_config.ipynb #c007
 QUERY_MODES = ("token", "mean", "causal_mean")
 ENTRY_POOLINGS = ("mean", "attention")
+KEY_LAYOUTS = ("content", "learned")
+RETRIEVAL_SCORES = ("cosine", "dot")
+READERS = ("slots", "pooled")
+QUERY_SOURCES = ("residual", "attention")
 
 @dataclass(repr=False)
 class ExplicitLMConfig(PreTrainedConfig):
-    "Every parameter of the memory bank, the product-key gate, the fusion and the small MiniMind-style backbone."
+    "Every parameter of the memory bank, the product-key gate, the reader and the small MiniMind-style backbone."
     model_type = "explicitlm"
     # --- backbone (MiniMind line) ---
     vocab_size: int = 6400          # size of the token vocabulary (the bank's token ids live in it)
@@ -43,10 +47,10 @@ class ExplicitLMConfig(PreTrainedConfig):
     # --- memory bank ---
     knowledge_num: int = 1048576    # number of bank entries; must be a perfect square
     knowledge_length: int = 16      # tokens per entry
-    knowledge_dim: int = 128        # size of an entry's embedding used for retrieval and fusion
-    entry_pooling: str = "mean"     # how an entry's token embeddings are pooled: "mean" or "attention"
-    entry_embedding_grad: bool = False # let gradients through entries reach the token embeddings (off: entries stay a fixed,
-                                    # compositional function of the embeddings and only the projection learns; measured better)
+    knowledge_dim: int = 128        # size of an entry's key vector (retrieval) and of the pooled entry (seeds' reader)
+    entry_pooling: str = "attention" # how an entry's token embeddings become its key: "attention" (learned weights over
+                                    # token + slot position, so the key can ignore the object) or "mean" (the seeds')
+    entry_embedding_grad: bool = True # let the retrieval loss through entry keys reach the token embeddings
     freeze_ratio: float = 0.2       # share of entries frozen (never overwritten by updates)
     ema_decay: float = 0.9          # EMA factor for bank updates (new = decay*old + (1-decay)*target)
     # --- product-key gate (retrieval) ---
@@ -54,8 +58,20 @@ class ExplicitLMConfig(PreTrainedConfig):
     num_candidates_internal: int = 128  # entries retrieved by the product-key stage (stage 1)
     num_selected: int = 1           # entries selected per position after re-scoring
     gumbel_temperature: float = 1.0
-    use_gumbel: bool = True         # Gumbel-Softmax (straight-through) selection in training
+    use_gumbel: bool = False        # Gumbel-Softmax (straight-through) selection in training (the seeds': true)
     query_mode: str = "token"       # "token" (per position), "mean" (whole sequence, as ExplicitLM), "causal_mean"
+    query_source: str = "residual"  # what queries the bank: "residual" (x + h_attn) or "attention" (h_attn only, the seeds')
+    key_layout: str = "content"     # "content": the two sub-key sets are clustered from the entries' own keys and every entry
+                                    # sits in its best cell, so an edit re-places it at once; "learned": trained keys, cell i is
+                                    # entry i (the seeds')
+    subkey_topk: int = 8            # best sub-keys per half combined in stage 1 (subkey_topk² cells are probed)
+    retrieval_score: str = "cosine" # stage-2 score: "cosine" (times a learned scale) or "dot" (q·k/sqrt(knowledge_dim), the seeds')
+    null_threshold: float = 0.3     # cosine scores: initial value of the learned threshold below which nothing is selected
+                                    # (-1: select always, until training moves it)
+    # --- reading the selected entries ---
+    reader: str = "slots"           # "slots": cross-attention over the selected entries' token slots, which can read one token
+                                    # out; "pooled": the seeds' gated fusion of the pooled entry vector
+    copy_head: bool = True          # mix the next-token distribution with a copy distribution over the tokens read
     # --- fusion / shortcut ---
     fusion_dim: int | None = None   # inner width of the gated fusion (None: the hidden size, as in the seeds)
     shortcut_init_bias: float = 0.0 # initial bias of the shortcut gate (negative: start closer to the backbone)
@@ -86,7 +102,15 @@ class ExplicitLMConfig(PreTrainedConfig):
                   (0.0 <= self.ema_decay <= 1.0, f"ema_decay={self.ema_decay} must be in [0, 1]"),
                   (self.gumbel_temperature > 0, f"gumbel_temperature={self.gumbel_temperature} must be > 0"),
                   (self.query_mode in QUERY_MODES, f"query_mode={self.query_mode!r} must be one of {QUERY_MODES}"),
-                  (self.entry_pooling in ENTRY_POOLINGS, f"entry_pooling={self.entry_pooling!r} must be one of {ENTRY_POOLINGS}")]
+                  (self.entry_pooling in ENTRY_POOLINGS, f"entry_pooling={self.entry_pooling!r} must be one of {ENTRY_POOLINGS}"),
+                  (self.key_layout in KEY_LAYOUTS, f"key_layout={self.key_layout!r} must be one of {KEY_LAYOUTS}"),
+                  (self.retrieval_score in RETRIEVAL_SCORES, f"retrieval_score={self.retrieval_score!r} must be one of {RETRIEVAL_SCORES}"),
+                  (self.reader in READERS, f"reader={self.reader!r} must be one of {READERS}"),
+                  (self.query_source in QUERY_SOURCES, f"query_source={self.query_source!r} must be one of {QUERY_SOURCES}"),
+                  (self.subkey_topk >= 1, f"subkey_topk={self.subkey_topk} must be >= 1"),
+                  (-1.0 <= self.null_threshold <= 1.0, f"null_threshold={self.null_threshold} must be a cosine in [-1, 1]"),
+                  (not (self.copy_head and self.reader != "slots"),
+                   f"copy_head=True needs reader='slots' (the {self.reader!r} reader keeps no tokens to copy): pass copy_head=False")]
         for ok, msg in checks:
             if not ok: raise ValueError(msg)
 
@@ -114,6 +138,10 @@ def _base_type(tp):
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union: return _base_type(args[0])
     return typing.get_origin(tp) or tp
+
+# %% ../nbs/00_config.ipynb #c028
+SEEDS_DESIGN = dict(entry_pooling="mean", key_layout="learned", retrieval_score="dot", use_gumbel=True, reader="pooled",
+                    copy_head=False, query_source="attention")
 
 # %% ../nbs/00_config.ipynb #c017
 _TRUE, _FALSE, _NONE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}, {"none", "null", ""}

@@ -388,11 +388,11 @@ def hit_rate_by_correctness(hits: pd.DataFrame, correct, metrics: Sequence[str] 
 
 # %% ../nbs/11_eval.ipynb #c047
 def selection_stats(model, dataloader, max_batches: int | None = None, progress: bool = True) -> dict:
-    "`dict(counts, entropy, used, coverage, positions, per_layer_counts, per_layer_entropy, max_entropy)` of the top selections."
+    "`dict(counts, entropy, used, coverage, positions, selected_share, per_layer_counts, per_layer_entropy, max_entropy)` of the top selections."
     layers = memory_layers(model)
     if not layers: raise ValueError(f"{type(model).__name__} has no memory layers: selection statistics need a memory model")
     K, dev = model.config.knowledge_num, _device(model)
-    per_layer = {l: torch.zeros(K, dtype=torch.long) for l in layers}
+    per_layer, positions = {l: torch.zeros(K, dtype=torch.long) for l in layers}, 0
     n = len(dataloader) if max_batches is None else min(max_batches, len(dataloader))
     with eval_mode(model):
         for i, batch in enumerate(tqdm(dataloader, total=n, desc="selections", disable=not progress or n < 10, leave=False)):
@@ -401,10 +401,12 @@ def selection_stats(model, dataloader, max_batches: int | None = None, progress:
             mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"])).to(dev).bool()
             traces = model(ids, attention_mask=mask.long(), output_retrieval=True).retrieval
             for l in layers: per_layer[l] += usage_counts([traces[l].indices[..., 0][mask]], K)
+            positions += int(mask.sum())
+    if positions == 0: raise ValueError("no positions were evaluated: the dataloader is empty")
     counts = sum(per_layer.values())
-    if counts.sum() == 0: raise ValueError("no positions were evaluated: the dataloader is empty")
     return dict(counts=counts, entropy=selection_entropy(counts), used=int((counts > 0).sum()),
-                coverage=float((counts > 0).sum()) / K, positions=int(counts.sum()) // len(layers),
+                coverage=float((counts > 0).sum()) / K, positions=positions,
+                selected_share=float(counts.sum()) / (positions * len(layers)),   # the rest selected nothing
                 per_layer_counts=per_layer, per_layer_entropy={l: selection_entropy(c) for l, c in per_layer.items()},
                 max_entropy=math.log(K))
 

@@ -12,16 +12,18 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM
 from safetensors.torch import save_file, load_file
+from fastcore.basics import patch
 from .config import ExplicitLMConfig
 from .bank import MemoryBank
-from .fusion import MemoryLayer, RetrievalTrace, freeze_all_but_memory, parameter_report
+from .fusion import MemoryLayer, RetrievalTrace, CopyHead, copy_log_probs, freeze_all_but_memory, parameter_report
+from .gate import GateOutput
 from .minimind import MemoryLMOutput
 try: from transformers.modeling_layers import GradientCheckpointingLayer
 except ImportError: GradientCheckpointingLayer = nn.Module   # older transformers: no per-layer checkpointing helper
 
 # %% auto #0
 __all__ = ['DECODER_LAYER_PARTS', 'MEMORY_WEIGHTS', 'MEMORY_CONFIG', 'MEMORY_META', 'MEMORY_BANK', 'SHAPE_FIELDS',
-           'decoder_layers', 'check_decoder_layer', 'QueryState', 'MemoryContext', 'run_forward_hooks',
+           'decoder_layers', 'check_decoder_layer', 'QueryState', 'CastEmbedding', 'MemoryContext', 'run_forward_hooks',
            'MemoryAugmentedDecoderLayer', 'resolve_memory_layers', 'backbone_vocab_size', 'check_bank', 'ExplicitLM',
            'load_backbone', 'read_memory_meta', 'check_memory_fits']
 
@@ -58,18 +60,27 @@ class QueryState:
     count: torch.Tensor   # [B] number of (unmasked) positions in `total`
     seen: int             # cache length after the call that produced this state
 
+class CastEmbedding(nn.Module):
+    "The backbone's input embedding seen in the memory's dtype (holds it without registering it: no weight appears twice)."
+    def __init__(self, embedding: nn.Module, dtype: torch.dtype):
+        super().__init__()
+        object.__setattr__(self, "embedding", embedding)
+        self.dtype = dtype
+    @property
+    def weight(self) -> torch.Tensor: return self.embedding.weight
+    def forward(self, ids: torch.Tensor) -> torch.Tensor: return self.embedding(ids).to(self.dtype)
+
 class MemoryContext:
     "What the memory layers of one `ExplicitLM` share without owning: bank, backbone embedding, call mask, traces, query sums."
     def __init__(self, bank: MemoryBank, backbone: nn.Module):
         self.bank, self.backbone = bank, backbone
         self.attention_mask, self.past_length = None, 0
-        self.traces, self.history, self.query_state = {}, None, {}
+        self.traces, self.history, self.query_state, self.forced = {}, None, {}, {}
         self.warned = False
 
-    def embed(self, ids: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-        "Token embeddings of `ids` from the backbone's input embedding (cast to the memory's `dtype`)."
-        e = self.backbone.get_input_embeddings()(ids)
-        return e if dtype is None else e.to(dtype)
+    def embed(self, dtype: torch.dtype) -> CastEmbedding:
+        "The backbone's input embedding, cast to the memory's `dtype`."
+        return CastEmbedding(self.backbone.get_input_embeddings(), dtype)
 
     def padding_mask(self, seq_len: int) -> torch.Tensor | None:
         "The 2-D padding mask of the current call's last `seq_len` positions `[B, seq_len]`, or None (no padding known)."
@@ -117,23 +128,24 @@ class MemoryAugmentedDecoderLayer(GradientCheckpointingLayer):
                                                                 position_embeddings=position_embeddings, **kwargs), out)
 
 # %% ../nbs/08_explicit.ipynb #c014
-def _add_memory(self: MemoryAugmentedDecoderLayer, h_attn: torch.Tensor, residual: torch.Tensor, kwargs: dict) -> torch.Tensor:
-    "`residual + gate · fusion(norm(h_attn), retrieved)`; records the retrieval trace in the context."
+@patch
+def add_memory(self: MemoryAugmentedDecoderLayer, h_attn: torch.Tensor, residual: torch.Tensor, kwargs: dict) -> torch.Tensor:
+    "`residual + gate · fusion(q, read)`; records the retrieval trace in the context."
     ctx, mem = self.context, self.memory
     dtype = mem.memory_norm.weight.dtype
-    h, mask, embed = h_attn.to(dtype), ctx.padding_mask(h_attn.shape[1]), partial(ctx.embed, dtype=dtype)
+    h, r, mask, embed = h_attn.to(dtype), residual.to(dtype), ctx.padding_mask(h_attn.shape[1]), ctx.embed(dtype)
     cache = kwargs.get("cache", kwargs.get("past_key_values"))
     pooled = mem.memory_gate.config.query_mode != "token" and cache is not None
     past = self.past_queries(h.shape[0]) if pooled else None
-    if past is None: out, trace = mem(h, residual, ctx.bank.tokens, embed, mask)
-    else: out, trace = self.continue_queries(h, residual, mask, past, embed)
-    if pooled: self.remember_queries(h, mask, past)
+    if past is None: out, trace = mem(h, r, ctx.bank, embed, mask, ctx.forced.get(self.layer_idx))
+    else: out, trace = self.continue_queries(h, r, mask, past, embed)
+    if pooled: self.remember_queries(h, r, mask, past)
     ctx.traces[self.layer_idx] = trace
     return out.to(residual.dtype)
-MemoryAugmentedDecoderLayer.add_memory = _add_memory
 
 # %% ../nbs/08_explicit.ipynb #c016
-def _past_queries(self: MemoryAugmentedDecoderLayer, batch_size: int) -> QueryState | None:
+@patch
+def past_queries(self: MemoryAugmentedDecoderLayer, batch_size: int) -> QueryState | None:
     "The query sums of the tokens already in the cache, or None on a fresh sequence (or, with a warning, a foreign cache)."
     ctx = self.context
     if ctx.past_length == 0: return None
@@ -146,33 +158,31 @@ def _past_queries(self: MemoryAugmentedDecoderLayer, batch_size: int) -> QuerySt
         return None
     return st
 
+def _query_input(mem: MemoryLayer, h_attn: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    return residual if mem.query_source == "residual" else h_attn
+
+@patch
 @torch.no_grad()
-def _remember_queries(self: MemoryAugmentedDecoderLayer, h: torch.Tensor, mask: torch.Tensor | None, past: QueryState | None):
+def remember_queries(self: MemoryAugmentedDecoderLayer, h: torch.Tensor, residual: torch.Tensor, mask: torch.Tensor | None,
+                     past: QueryState | None):
     "Add this call's normalised queries to the running sums (the state is for decoding only: no gradient)."
-    x = self.memory.memory_norm(h).float()
+    x = self.memory.memory_norm(_query_input(self.memory, h, residual)).float()
     m = torch.ones(x.shape[:2], device=x.device) if mask is None else mask.float()
     total, count = (x * m.unsqueeze(-1)).sum(1), m.sum(1)
     if past is not None: total, count = total + past.total, count + past.count
     self.context.query_state[self.layer_idx] = QueryState(total, count, self.context.past_length + h.shape[1])
 
-def _continue_queries(self: MemoryAugmentedDecoderLayer, h: torch.Tensor, residual: torch.Tensor, mask: torch.Tensor | None,
-                      past: QueryState, embed) -> tuple[torch.Tensor, RetrievalTrace]:
+@patch
+def continue_queries(self: MemoryAugmentedDecoderLayer, h: torch.Tensor, residual: torch.Tensor, mask: torch.Tensor | None,
+                     past: QueryState, embed) -> tuple[torch.Tensor, RetrievalTrace]:
     "Memory step for new tokens after cached ones: a virtual first position (mean of past queries, weight = their count)."
     mem = self.memory
-    q = mem.memory_norm(h)
+    q = mem.memory_norm(_query_input(mem, h, residual))
     prefix = (past.total / past.count.clamp(min=1).unsqueeze(-1)).to(q.dtype).unsqueeze(1)
     m = torch.ones(q.shape[:2], device=q.device, dtype=q.dtype) if mask is None else mask.to(q.dtype)
-    got = mem.memory_gate(torch.cat([prefix, q], 1), self.context.bank.tokens, embed,
-                          torch.cat([past.count.to(q.dtype).unsqueeze(1), m], 1))
-    fused = mem.gated_memory_fusion(q, got.memory[:, 1:], got.similarity[:, 1:], residual=residual)
-    cand = got.candidates[:, 1:]                          # drop the virtual prefix position
-    trace = RetrievalTrace(got.indices[:, 1:].detach(), got.scores[:, 1:].detach(), fused.gate.detach(),
-                           got.similarity[:, 1:].detach(), cand.detach(), got.probs[:, 1:].detach())
-    return fused.output, trace
-
-MemoryAugmentedDecoderLayer.past_queries = _past_queries
-MemoryAugmentedDecoderLayer.remember_queries = _remember_queries
-MemoryAugmentedDecoderLayer.continue_queries = _continue_queries
+    got = mem.memory_gate(torch.cat([prefix, q], 1), self.context.bank, embed, torch.cat([past.count.to(q.dtype).unsqueeze(1), m], 1))
+    got = GateOutput(**{f: getattr(got, f)[:, 1:] for f in got.__dataclass_fields__})   # drop the virtual prefix position
+    return mem.fuse(q, got, residual, self.context.bank, embed)
 
 # %% ../nbs/08_explicit.ipynb #c020
 def resolve_memory_layers(memory_layers, num_layers: int) -> list[int]:
@@ -229,6 +239,9 @@ class ExplicitLM(nn.Module):
         base = getattr(backbone, "base_model", backbone)
         self._hooks = [base.register_forward_pre_hook(self.context.begin_call, with_kwargs=True),
                        base.register_forward_hook(self.context.end_call, with_kwargs=True)]
+        if config.copy_head:
+            self.copy_head = CopyHead(self.hidden_size, len(idx)).to(device=emb.device, dtype=memory_dtype or emb.dtype)
+            self._hooks.append(backbone.get_output_embeddings().register_forward_hook(self.mix_copy))
 
     @property
     def num_layers(self) -> int: return len(decoder_layers(self.backbone))
@@ -244,9 +257,28 @@ class ExplicitLM(nn.Module):
         layers = decoder_layers(self.backbone)
         return {i: layers[i].memory for i in self.memory_layers}
 
+    def memory_parts(self) -> list[nn.Module]:
+        "Every module that belongs to the memory: each memory layer and the copy head."
+        return list(self.memory_modules().values()) + ([self.copy_head] if hasattr(self, "copy_head") else [])
+
     def memory_parameters(self) -> list[nn.Parameter]:
         "The trainable memory parameters (what the memory-only training optimises)."
-        return [p for m in self.memory_modules().values() for p in m.parameters() if p.requires_grad]
+        return [p for m in self.memory_parts() for p in m.parameters() if p.requires_grad]
+
+    def memory_embedding(self) -> CastEmbedding:
+        "The backbone's input embedding in the memory's dtype (what the memory layers embed entries with)."
+        return self.context.embed(next(iter(self.memory_modules().values())).memory_norm.weight.dtype)
+
+    def mix_copy(self, module, args, logits):
+        "Forward hook on the backbone's `lm_head`: replace its logits by the copy head's mixture (log-probabilities)."
+        hidden, ctx = args[0], self.context
+        if self.shortcut_closed: return logits                  # memory off: exactly the backbone
+        reads = [ctx.traces[i].read for i in self.memory_layers if i in ctx.traces]
+        if len(reads) != len(self.memory_layers) or any(r is None for r in reads): return logits
+        n = hidden.shape[1]                                    # the backbone may keep only the last positions' logits
+        reads = [type(r)(r.output[:, -n:], r.copy_logits[:, -n:], r.slot_tokens[:, -n:]) for r in reads]
+        log_mix = self.copy_head(hidden.to(self.copy_head.weight.dtype))
+        return copy_log_probs(logits, log_mix, reads, self.config.pad_token_id).to(logits.dtype)
 
 # %% ../nbs/08_explicit.ipynb #c024
 def load_backbone(path_or_model, torch_dtype: torch.dtype | None = None) -> nn.Module:
@@ -292,7 +324,7 @@ def _freeze(self: ExplicitLM, backbone: bool = True, keys: bool = False) -> Expl
 def _parameter_report(self: ExplicitLM, verbose: bool = True) -> dict:
     "Total / trainable / frozen parameter counts and percentages, plus the memory parts' share (`memory`, `memory_pct`)."
     r = parameter_report(self, verbose)
-    r["memory"] = sum(p.numel() for m in self.memory_modules().values() for p in m.parameters())
+    r["memory"] = sum(p.numel() for m in self.memory_parts() for p in m.parameters())
     r["memory_pct"] = 100 * r["memory"] / max(r["total"], 1)
     if verbose: print(f"  - memory parts: {r['memory']/1e6:.3f} M ({r['memory_pct']:.2f}%) in layers {self.memory_layers}")
     return r
@@ -300,14 +332,17 @@ ExplicitLM.freeze, ExplicitLM.parameter_report = _freeze, _parameter_report
 
 # %% ../nbs/08_explicit.ipynb #c028
 def _forward(self: ExplicitLM, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-             labels: torch.Tensor | None = None, output_retrieval: bool = False, **kwargs) -> MemoryLMOutput:
-    "Backbone forward with memory; `retrieval[i]` is layer i's `RetrievalTrace` (None without memory) when asked."
+             labels: torch.Tensor | None = None, output_retrieval: bool = False, forced: dict | None = None,
+             **kwargs) -> MemoryLMOutput:
+    "Backbone forward with memory; `retrieval[i]` is layer i's `RetrievalTrace` (None without memory) when asked; `forced` as `MemoryLM`."
     if input_ids is not None and input_ids.numel():
         vocab = backbone_vocab_size(self.backbone)
         if input_ids.max() >= vocab or input_ids.min() < 0:
             bad = int(input_ids.max() if input_ids.max() >= vocab else input_ids.min())
             raise ValueError(f"token id {bad} is outside the backbone's vocabulary (ids 0..{vocab - 1})")
-    out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+    self.context.forced = forced or {}
+    try: out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+    finally: self.context.forced = {}
     retrieval = [self.context.traces.get(i) for i in range(self.num_layers)] if output_retrieval else None
     return MemoryLMOutput(**dict(out.items()), retrieval=retrieval)
 
@@ -337,10 +372,9 @@ def _unwrap(self: ExplicitLM) -> nn.Module:
     return self.backbone
 
 def _cluster_keys(self: ExplicitLM, iters: int = 10, seed: int = 0) -> ExplicitLM:
-    "Lay the bank out by content in every memory layer's product keys (through the backbone's embeddings)."
+    "Cluster every memory layer's sub-keys from the bank's content (through the backbone's embeddings)."
     from explicitlm.gate import cluster_all_keys
-    for i, m in self.memory_modules().items():
-        cluster_all_keys(m, self.bank.tokens, self.backbone.get_input_embeddings(), iters, seed + i)
+    for i, m in self.memory_modules().items(): cluster_all_keys(m, self.bank, self.memory_embedding(), iters, seed + i)
     return self
 
 ExplicitLM.forward, ExplicitLM.generate, ExplicitLM.set_shortcut, ExplicitLM.unwrap = _forward, _generate, _set_shortcut, _unwrap
@@ -349,11 +383,14 @@ ExplicitLM.shortcut_closed = property(_shortcut_closed)
 
 # %% ../nbs/08_explicit.ipynb #c030
 MEMORY_WEIGHTS, MEMORY_CONFIG, MEMORY_META, MEMORY_BANK = "memory.safetensors", "explicitlm_config.json", "memory_meta.json", "bank.pt"
-SHAPE_FIELDS = ("knowledge_num", "knowledge_length", "knowledge_dim", "num_selected", "fusion_dim", "entry_pooling")
+SHAPE_FIELDS = ("knowledge_num", "knowledge_length", "knowledge_dim", "num_selected", "fusion_dim", "entry_pooling",
+                "key_layout", "retrieval_score", "reader", "copy_head")
 
 def _memory_state_dict(self: ExplicitLM) -> dict[str, torch.Tensor]:
-    "Only the memory parts' tensors, keyed `layers.{i}.{name}` (no backbone weight, no bank)."
-    return {f"layers.{i}.{k}": v for i, m in self.memory_modules().items() for k, v in m.state_dict().items()}
+    "Only the memory parts' tensors, keyed `layers.{i}.{name}` and `copy_head.{name}` (no backbone weight, no bank)."
+    out = {f"layers.{i}.{k}": v for i, m in self.memory_modules().items() for k, v in m.state_dict().items()}
+    if hasattr(self, "copy_head"): out.update({f"copy_head.{k}": v for k, v in self.copy_head.state_dict().items()})
+    return out
 
 def _save_memory(self: ExplicitLM, directory: str | Path) -> Path:
     "Write the memory weights, config, metadata and bank to `directory` (the backbone is not saved)."
@@ -406,6 +443,8 @@ def _load_memory(self: ExplicitLM, directory: str | Path, load_bank: bool = True
     for i, m in self.memory_modules().items():
         prefix = f"layers.{i}."
         m.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
+    if hasattr(self, "copy_head"):
+        self.copy_head.load_state_dict({k[len("copy_head."):]: v for k, v in state.items() if k.startswith("copy_head.")}, strict=True)
     if load_bank:
         new = check_bank(MemoryBank.load(Path(directory)/MEMORY_BANK), self.config, backbone_vocab_size(self.backbone))
         if new.pad_token_id != self.config.pad_token_id:
@@ -413,5 +452,6 @@ def _load_memory(self: ExplicitLM, directory: str | Path, load_bank: bool = True
                              f"pad_token_id={self.config.pad_token_id}: build the model with the saved config or bank")
         for name in ("tokens", "valid", "frozen"): getattr(self.bank, name).copy_(getattr(new, name))
         self.bank.vocab_size, self.bank.pad_token_id = new.vocab_size, new.pad_token_id
+        self.bank.touch()
     return self
 ExplicitLM.load_memory = _load_memory

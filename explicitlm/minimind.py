@@ -12,9 +12,10 @@ from torch import nn
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
+from fastcore.basics import patch
 from .config import ExplicitLMConfig
 from .bank import MemoryBank
-from .fusion import MemoryLayer, RMSNorm, RetrievalTrace, parameter_report
+from .fusion import MemoryLayer, RMSNorm, RetrievalTrace, CopyHead, copy_log_probs, copy_nll, parameter_report
 from .gate import cluster_all_keys
 
 # %% auto #0
@@ -93,13 +94,13 @@ class MiniMindBlock(nn.Module):
             self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
             self.feed_forward = FeedForward(config)
 
-    def forward(self, x, cos, sin, bank_tokens=None, embed=None, past_kv=None, attention_mask=None):
+    def forward(self, x, cos, sin, bank=None, embed=None, past_kv=None, attention_mask=None, forced=None):
         "→ (output, new kv, retrieval trace or None)"
         h_attn, kv = self.attention(self.attention_norm(x), cos, sin, past_kv, attention_mask)
         h = x + h_attn
         if self.kind == "memory":
             mask = None if attention_mask is None else attention_mask[:, -x.shape[1]:]
-            out, trace = self.memory(h_attn, h, bank_tokens, embed, mask)
+            out, trace = self.memory(h_attn, h, bank, embed, mask, forced)
             return out, kv, trace
         if self.kind == "ffn": return h + self.feed_forward(self.ffn_norm(h)), kv, None
         return h, kv, None
@@ -126,6 +127,7 @@ class MiniMindLM(PreTrainedModel):
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
         if self.uses_memory:
             self.memory_bank = MemoryBank(config.knowledge_num, config.knowledge_length, config.pad_token_id, config.vocab_size)
+            if config.copy_head: self.copy_head = CopyHead(config.dim, len(self.memory_layers))
         self.post_init()
 
     def kind_of_layer(self, i: int) -> str:
@@ -139,9 +141,16 @@ class MiniMindLM(PreTrainedModel):
     @property
     def memory_layers(self) -> list[int]:
         "Indices of the layers with a memory layer (empty for `BaselineLM` / `NoFFNLM`); `ExplicitLM` has the same."
-        return [i for i, layer in enumerate(self.layers) if layer.kind == "memory"]
+        return [i for i in range(self.config.n_layers) if self.kind_of_layer(i) == "memory"]
+
+    def memory_modules(self) -> dict[int, MemoryLayer]:
+        "The `MemoryLayer` of each memory layer, by layer index (`ExplicitLM` has the same)."
+        return {i: self.layers[i].memory for i in self.memory_layers}
 
     def get_input_embeddings(self) -> nn.Embedding: return self.tok_embeddings
+    def memory_embedding(self) -> nn.Embedding:
+        "What the memory layers embed entries with (`ExplicitLM`: the backbone's embedding in the memory's dtype)."
+        return self.tok_embeddings
 
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -149,10 +158,11 @@ class MiniMindLM(PreTrainedModel):
             if getattr(module, "bias", None) is not None: nn.init.zeros_(module.bias)
 
 # %% ../nbs/07_minimind.ipynb #c014
-def _lm_forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, cache=None, use_cache: bool = False,
-                output_retrieval: bool = False, past_key_values=None, **kwargs) -> MemoryLMOutput:
-    "Logits (and the shifted cross-entropy loss when `labels` are given; -100 = ignored); `cache` = per-layer (k, v)."
+@patch
+def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+            labels: torch.Tensor | None = None, cache=None, use_cache: bool = False, output_retrieval: bool = False,
+            past_key_values=None, forced: dict[int, torch.Tensor] | None = None, **kwargs) -> MemoryLMOutput:
+    "Logits (and the shifted loss when `labels` are given; -100 = ignored); `cache` = per-layer (k, v); `forced` see above."
     past_key_values = cache if cache is not None else past_key_values   # transformers 5 calls it `cache`
     if input_ids.dim() != 2: raise ValueError(f"input_ids must be [batch, seq]; got shape {tuple(input_ids.shape)}")
     if input_ids.numel() and (input_ids.max() >= self.config.vocab_size or input_ids.min() < 0):
@@ -165,18 +175,24 @@ def _lm_forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch
     cos, sin = (t[past:].to(input_ids.device) for t in rope_tables(self.config.dim // self.config.n_heads, past + S, self.config.rope_theta))
     if attention_mask is not None and bool(attention_mask.all()): attention_mask = None
     h = self.dropout(self.tok_embeddings(input_ids))
-    bank = self.memory_bank.tokens if self.uses_memory else None
+    bank = self.memory_bank if self.uses_memory else None
     presents, traces = [], []
     for i, layer in enumerate(self.layers):
-        h, kv, trace = layer(h, cos, sin, bank, self.tok_embeddings, past_key_values[i] if past_key_values else None, attention_mask)
+        h, kv, trace = layer(h, cos, sin, bank, self.tok_embeddings, past_key_values[i] if past_key_values else None,
+                             attention_mask, (forced or {}).get(i))
         presents.append(kv); traces.append(trace)
-    logits = self.output(self.norm(h))
-    loss = None
-    if labels is not None:
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels[:, 1:].reshape(-1), ignore_index=-100)
+    hidden = self.norm(h)
+    logits, loss = self.output(hidden), None
+    targets = None if labels is None else F.pad(labels[:, 1:], (0, 1), value=-100)   # position t predicts token t+1
+    if hasattr(self, "copy_head"):
+        log_mix, reads = self.copy_head(hidden), [t.read for t in traces if t is not None]
+        if targets is not None:
+            loss = copy_nll(logits, log_mix, reads, self.config.pad_token_id, targets).sum() / (targets != -100).sum().clamp(min=1)
+        logits = None if (self.training and targets is not None) else copy_log_probs(logits, log_mix, reads, self.config.pad_token_id)
+    elif targets is not None:
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
     return MemoryLMOutput(loss=loss, logits=logits, cache=tuple(presents) if use_cache else None,
                           retrieval=traces if output_retrieval else None)
-MiniMindLM.forward = _lm_forward
 
 # %% ../nbs/07_minimind.ipynb #c015
 class MemoryLM(MiniMindLM):
@@ -196,11 +212,12 @@ class MemoryLM(MiniMindLM):
             raise ValueError(f"bank holds token id {int(bank.tokens.max())} >= the model's vocab_size={c.vocab_size}")
         self.memory_bank.tokens.copy_(bank.tokens); self.memory_bank.valid.copy_(bank.valid); self.memory_bank.frozen.copy_(bank.frozen)
         self.memory_bank.tokenizer, self.memory_bank.vocab_size = bank.tokenizer, bank.vocab_size
+        self.memory_bank.touch()
         return self
 
     def cluster_keys(self, iters: int = 10, seed: int = 0) -> MemoryLM:
-        "Lay the bank out by content in every layer's product keys (see the gate notebook); run after big bank changes."
-        cluster_all_keys(self, self.memory_bank.tokens, self.tok_embeddings, iters, seed)
+        "Cluster every memory layer's sub-keys from the bank's content (see the gate notebook); returns self."
+        cluster_all_keys(self, self.memory_bank, self.tok_embeddings, iters, seed)
         return self
 
 class BaselineLM(MiniMindLM):
@@ -248,8 +265,9 @@ def sample_next(logits: torch.Tensor, generated: torch.Tensor, temperature: floa
     return torch.multinomial(logits.softmax(-1), 1, generator=generator)
 
 # %% ../nbs/07_minimind.ipynb #c036
+@patch
 @torch.no_grad()
-def _stream(self: MiniMindLM, input_ids: torch.Tensor, max_new_tokens: int = 64, temperature: float = 1.0,
+def stream(self: MiniMindLM, input_ids: torch.Tensor, max_new_tokens: int = 64, temperature: float = 1.0,
             top_p: float = 1.0, repetition_penalty: float = 1.0, eos_token_id: int | None = None,
             use_cache: bool = True, seed: int | None = None) -> Iterator[torch.Tensor]:
     "Yield the next token ids `[B, 1]` one step at a time (stops when every sequence has emitted EOS)."
@@ -269,7 +287,8 @@ def _stream(self: MiniMindLM, input_ids: torch.Tensor, max_new_tokens: int = 64,
         done |= nxt[:, 0] == eos
         if done.all(): break
 
-def _generate(self: MiniMindLM, input_ids: torch.Tensor, max_new_tokens: int = 64, temperature: float = 1.0,
+@patch
+def generate(self: MiniMindLM, input_ids: torch.Tensor, max_new_tokens: int = 64, temperature: float = 1.0,
               top_p: float = 1.0, repetition_penalty: float = 1.0, eos_token_id: int | None = None,
               use_cache: bool = True, stream: bool = False, seed: int | None = None):
     "Prompt + generated ids `[B, S + n]` (or, with `stream=True`, an iterator of next-token ids)."
@@ -280,4 +299,3 @@ def _generate(self: MiniMindLM, input_ids: torch.Tensor, max_new_tokens: int = 6
     self.train(was_training)
     ids = input_ids if input_ids.dim() == 2 else input_ids[None]
     return torch.cat([ids, *new], 1) if new else ids
-MiniMindLM.stream, MiniMindLM.generate = _stream, _generate

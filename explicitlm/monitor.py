@@ -56,9 +56,9 @@ def mean_repetition_rate(sequences: Iterable[Sequence], n: int = 3) -> float:
     return sum(rates) / len(rates) if rates else float("nan")
 
 def usage_counts(indices: Iterable[torch.Tensor], knowledge_num: int | None = None) -> torch.Tensor:
-    "How often each entry was selected, from selected-index tensors (e.g. `trace.indices` of each layer)."
+    "How often each entry was selected, from selected-index tensors (e.g. `trace.indices` of each layer; -1, nothing, is skipped)."
     flat = torch.cat([torch.as_tensor(i).flatten().long().cpu() for i in indices])
-    return torch.bincount(flat, minlength=knowledge_num or 0)
+    return torch.bincount(flat[flat >= 0], minlength=knowledge_num or 0)
 
 def selection_entropy(counts: torch.Tensor) -> float:
     "Entropy (nats) of the selection distribution given per-entry `counts`."

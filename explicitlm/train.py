@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_train.ipynb #c003
 from __future__ import annotations
-import csv, json, math, os, random, sys, time
+import contextlib, csv, json, math, os, random, sys, time
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 import torch
@@ -16,15 +16,17 @@ from .config import ExplicitLMConfig, apply_overrides, own_fields
 from .bank import build_bank
 from .minimind import MemoryLM, BaselineLM, NoFFNLM, MiniMindLM
 from .fusion import freeze_all_but_memory, parameter_report
-from .data import load_local_tokenizer, PretrainDataset, SFTDataset, collate
+from .data import load_local_tokenizer, PretrainDataset, SFTDataset, collate, read_jsonl
 from .corpus import bundled_data_dir
+from .counterfactual import FactStream, FactBatch
 from . import monitor
 
 # %% auto #0
 __all__ = ['MODEL_TYPES', 'METRIC_COLUMNS', 'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog',
            'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint', 'load_trainer_state', 'load_trained',
-           'load_retrieval_pairs', 'retrieval_loss', 'TrainResult', 'fit', 'pretrain', 'split_eval', 'train_memory',
-           'parse_cli', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
+           'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch', 'bank_overlay',
+           'step_loss', 'TrainResult', 'fit', 'fact_stream', 'pretrain', 'split_eval', 'train_memory', 'parse_cli',
+           'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -41,15 +43,21 @@ class TrainConfig:
     model_type: str = "memory"          # memory | baseline | noffn
     init_from: str | None = None        # train_memory: MemoryLM checkpoint dir or local HF causal-LM dir
     freeze_keys: bool = True            # train_memory: freeze the product keys too (seeds' SFT rule)
-    cluster_keys: bool = True           # lay the bank out by content in the product keys before training
-    retrieval_pairs: str | None = None  # JSONL of {"prompt", "sentence"}: supervise retrieval of the sentence's bank entry
-    retrieval_weight: float = 1.0       # weight of that retrieval loss (added to the LM loss)
-    retrieval_batch: int = 32
-    retrieval_negatives: int = 4096     # bank entries sampled as extra negatives per step (all, for a small bank)
-    recluster_every: int = 0            # redo it every N steps as the entry encoder learns (0 = never)
+    cluster_keys: bool = True           # cluster the product keys from the bank's content before training (content layout)
+    recluster_every: int = 50           # ... and again every N steps as the entry encoder learns (0 = never); always at the end
+    facts_path: str | None = None       # facts JSONL for the fact stream; None → bundled data/facts.jsonl
+    fact_sequences: int = 24            # fact statements per batch, beside `batch_size` texts (0: plain text / SFT only)
+    counterfactual: float = 1.0         # probability a stated object is re-drawn (models without a bank always get 0)
+    two_hop: float = 0.15               # share of fact statements that are two-hop
+    delete: float = 0.1                 # probability a stated fact's entry is emptied and the statement says "unknown"
+    new_subjects: float = 0.3           # share of fact statements about a new subject written into empty slots
+    distractors: int = 32               # new subjects written into empty slots per batch but never stated (harder retrieval)
+    teacher_forcing: float = 0.8        # share of supervised positions where the memory layers are given the right entry
+    retrieval_weight: float = 1.0       # weight of the retrieval loss at supervised positions (0: the seeds' unsupervised keys)
+    retrieval_negatives: int = 4096     # entries scored by the retrieval loss per step (all of them for a small bank)
     max_steps: int = 1000
     max_time: float = 0.0               # seconds; 0 = no time bound
-    batch_size: int = 16
+    batch_size: int = 16                # ordinary texts per batch (SFT conversations in train_memory without the fact stream)
     accumulation_steps: int = 1
     learning_rate: float = 2e-4
     min_lr_ratio: float = 0.1
@@ -74,14 +82,18 @@ class TrainConfig:
         if self.mixed_precision not in ("no", "fp16", "bf16"): raise ValueError(f"mixed_precision={self.mixed_precision!r} must be no, fp16 or bf16")
         for name in ("max_steps", "batch_size", "accumulation_steps", "eval_every", "save_every", "log_every"):
             if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        for name in ("counterfactual", "two_hop", "delete", "new_subjects", "teacher_forcing"):
+            if not 0 <= getattr(self, name) <= 1: raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1]")
+        if self.fact_sequences < 0: raise ValueError(f"fact_sequences={self.fact_sequences} must be >= 0")
 
 # %% ../nbs/10_train.ipynb #c009
 def cpu_demo_config(tokenizer=None, **overrides) -> ExplicitLMConfig:
     "A small model config for the bundled corpus (vocab from `tokenizer`, default the bundled one)."
     tokenizer = tokenizer or load_local_tokenizer()
     base = dict(vocab_size=len(tokenizer), dim=128, n_layers=4, n_heads=4, n_kv_heads=2, max_seq_len=128,
-                knowledge_num=4096, knowledge_length=16, knowledge_dim=64, num_candidates=8, num_candidates_internal=32,
-                num_selected=1, dropout=0.0, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                knowledge_num=4096, knowledge_length=16, knowledge_dim=64, num_candidates=8, num_candidates_internal=64,
+                num_selected=1, dropout=0.0, memory_layers=[1, 3], fusion_dim=64,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     return ExplicitLMConfig(**{**base, **overrides})
 
 # %% ../nbs/10_train.ipynb #c012
@@ -104,7 +116,7 @@ def lr_factor(step: int, warmup_steps: int, max_steps: int, min_lr_ratio: float 
 
 # %% ../nbs/10_train.ipynb #c018
 METRIC_COLUMNS = ["step", "kind", "train_loss", "eval_loss", "lr", "tokens_per_sec", "elapsed_s", "grad_norm",
-                  "selection_entropy", "repetition_rate", "loss_ratio", "status_train_loss", "status_loss_ratio",
+                  "retrieval_loss", "retrieval_acc", "selection_entropy", "repetition_rate", "loss_ratio", "status_train_loss", "status_loss_ratio",
                   "status_repetition_rate", "status_selection_entropy", "status"]
 
 class MetricsLog:
@@ -192,46 +204,85 @@ def load_trained(checkpoint_dir: str | Path, tokenizer=None):
     return model
 
 # %% ../nbs/10_train.ipynb #c025
-def load_retrieval_pairs(path, tokenizer, bank) -> list[tuple[list[int], int]]:
-    "(prompt ids, bank entry index) for every `{prompt, sentence}` line whose sentence is a valid bank entry."
-    from explicitlm.data import read_jsonl
-    records = list(read_jsonl(path))
-    for n, r in enumerate(records, 1):
-        if not isinstance(r.get("prompt"), str) or not isinstance(r.get("sentence"), str):
-            raise ValueError(f"{path}: record {n} needs string fields 'prompt' and 'sentence', has {sorted(r)}")
-    pairs, missing = [], 0
-    for r, i in zip(records, bank.find([r["sentence"] for r in records], tokenizer)):
-        if i is None: missing += 1; continue
-        pairs.append((tokenizer.encode(r["prompt"], add_special_tokens=False), i))
-    if not pairs: raise ValueError(f"none of the {missing} sentences in {path} is a bank entry")
-    if missing: print(f"retrieval pairs: {missing} sentences of {path} are not in the bank and were skipped")
-    return pairs
+def layer_targets(supervision: torch.Tensor, n_memory_layers: int, j: int) -> torch.Tensor:
+    "The entries memory layer `j` (of `n_memory_layers`) should read at the supervised positions: the last hop for the last."
+    return supervision[:, 3] if j == n_memory_layers - 1 else supervision[:, 2]
 
-def retrieval_loss(model, pairs: list[tuple[list[int], int]], device=None, negatives: torch.Tensor | None = None) -> torch.Tensor:
-    "Contrastive loss between each memory layer's query at a prompt's last token and its bank entry's vector (vs `negatives` + batch)."
-    from explicitlm.gate import ProductKeyGate
-    gates = [m for m in model.modules() if isinstance(m, ProductKeyGate)]
-    L = max(len(p) for p, _ in pairs)
-    ids = torch.zeros(len(pairs), L, dtype=torch.long); mask = torch.zeros_like(ids)
-    for r, (p, _) in enumerate(pairs): ids[r, :len(p)] = torch.tensor(p); mask[r, :len(p)] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    last, rows = mask.sum(1) - 1, torch.arange(len(pairs), device=ids.device)
-    captured = []
-    hooks = [g.gate_proj.register_forward_hook(lambda m, i, o: captured.append(o)) for g in gates]
-    try: model(ids, attention_mask=mask, use_cache=False)
-    finally:
-        for h in hooks: h.remove()
-    bank_tokens, embed = model.memory_bank.tokens, model.get_input_embeddings()
-    targets = torch.tensor([i for _, i in pairs], device=ids.device)
-    cands = targets if negatives is None else torch.cat([targets, negatives.to(ids.device)])
-    dup = (targets[:, None] == cands[None, :])
-    dup[rows, rows] = False                                                          # the positive itself
-    losses = []
-    for g, q in zip(gates, captured):
-        q, e = q[rows, last], g.entry_encoder(bank_tokens[cands], embed)            # [B, kd], [B + n, kd]
-        logits = (q @ e.T / math.sqrt(q.shape[-1])).masked_fill(dup, float("-inf"))   # other copies of a positive are not negatives
-        losses.append(F.cross_entropy(logits, rows))
-    return torch.stack(losses).mean()
+def teacher_forcing(supervision: torch.Tensor, memory_layers: list[int], share: float,
+                    generator: torch.Generator | None = None) -> dict[int, torch.Tensor]:
+    "`forced` rows (batch row, position, entry) per memory layer for a random `share` of the supervised positions."
+    keep = torch.rand(len(supervision), generator=generator) < share
+    s = supervision[keep]
+    return {l: torch.stack([s[:, 0], s[:, 1], layer_targets(s, len(memory_layers), j)], 1) for j, l in enumerate(memory_layers)}
+
+def retrieval_loss(model, traces, supervision: torch.Tensor, n_candidates: int = 4096,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    "(loss, accuracy): every memory layer's query at the supervised positions against [no entry, the bank's entries]."
+    bank, embed = model.memory_bank, model.memory_embedding()
+    dev = bank.tokens.device
+    sup = supervision.to(dev)
+    entries = bank.valid.nonzero().flatten()
+    if len(entries) > n_candidates:
+        golds = sup[:, 2:].flatten()
+        entries = torch.cat([golds[golds >= 0], entries[torch.randperm(len(entries), generator=generator)[:n_candidates].to(dev)]]).unique()
+    losses, hits, modules = [], [], model.memory_modules()
+    for j, (layer, mem) in enumerate(modules.items()):
+        gate, target = mem.memory_gate, layer_targets(sup, len(modules), j)
+        at = torch.searchsorted(entries, target.clamp(min=0)).clamp(max=len(entries) - 1)
+        known = (target < 0) | (entries[at] == target)                   # targets outside the candidates cannot be scored
+        q = traces[layer].queries[sup[:, 0], sup[:, 1]]
+        logits, label = gate.retrieval_logits(q, entries, bank, embed), at
+        if gate.null_logit() is not None:
+            logits = torch.cat([gate.null_logit().expand(len(q), 1), logits], 1)
+            label = torch.where(target >= 0, at + 1, torch.zeros_like(at))
+        else: known = known & (target >= 0)                             # no "nothing" option: deleted facts are skipped
+        if not known.any(): continue
+        losses.append(F.cross_entropy(logits[known].float(), label[known]))
+        hits.append((logits[known].argmax(-1) == label[known]).float().mean())
+    if not losses: return torch.zeros((), device=dev), torch.zeros((), device=dev)
+    return torch.stack(losses).mean(), torch.stack(hits).mean()
+
+# %% ../nbs/10_train.ipynb #c048
+class TextBatches:
+    "Micro-batches of `dataset` (`batch_indices` order), as dicts of tensors."
+    def __init__(self, dataset, batch_size: int, seed: int = 0):
+        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+    def batch(self, micro_step: int, rank: int = 0, world: int = 1) -> dict:
+        idx = batch_indices(len(self.dataset), self.batch_size, micro_step, self.seed, rank, world)
+        return collate([self.dataset[i] for i in idx])
+
+def draw_batch(source, micro_step: int, rank: int = 0, world: int = 1):
+    "Micro-batch `micro_step` of process `rank` from a `TextBatches` or a `FactStream`."
+    if isinstance(source, FactStream): return source.batch(micro_step * world + rank)
+    return source.batch(micro_step, rank, world)
+
+# %% ../nbs/10_train.ipynb #c051
+def bank_overlay(model, batch):
+    "Context writing a fact batch's entries into `model`'s bank for the step (a no-op for text batches or models without a bank)."
+    if isinstance(batch, FactBatch) and hasattr(model, "memory_bank") and len(batch.overlay_indices):
+        return model.memory_bank.overlay(batch.overlay_indices, batch.overlay_tokens)
+    return contextlib.nullcontext()
+
+def step_loss(model, raw, batch, cfg: TrainConfig, micro_step: int, device) -> tuple[torch.Tensor, dict]:
+    "Loss of one micro-batch (`model` may be wrapped by accelerate, `raw` is the bare model) and its logged parts."
+    fact = isinstance(batch, FactBatch)
+    ids, mask, labels = ((batch.input_ids, batch.attention_mask, batch.labels) if fact else
+                         (batch["input_ids"], batch["attention_mask"], batch["labels"]))
+    ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
+    parts = dict(tokens=int(mask.sum()))
+    sup = batch.supervision.to(device) if fact and raw.memory_layers else None
+    if sup is None or not len(sup):
+        loss = model(ids, attention_mask=mask, labels=labels, use_cache=False).loss
+        return loss, dict(parts, lm_loss=loss.item())
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + micro_step)
+    forced = teacher_forcing(sup, raw.memory_layers, cfg.teacher_forcing, g) if cfg.teacher_forcing else None
+    out = model(ids, attention_mask=mask, labels=labels, use_cache=False, output_retrieval=True, forced=forced)
+    loss, parts["lm_loss"] = out.loss, out.loss.item()
+    if cfg.retrieval_weight:
+        rl, ra = retrieval_loss(raw, out.retrieval, sup, cfg.retrieval_negatives, g)
+        loss = loss + cfg.retrieval_weight * rl
+        parts.update(retrieval_loss=rl.item(), retrieval_acc=ra.item())
+    return loss, parts
 
 # %% ../nbs/10_train.ipynb #c029
 @dataclass
@@ -253,8 +304,12 @@ def _restore_model(model, ckpt: Path):
     state = type(model).from_pretrained(ckpt / "model").state_dict()
     model.load_state_dict(state)
 
-def fit(model: nn.Module, train_ds, eval_ds, cfg: TrainConfig, tokenizer=None, retrieval_pairs=None) -> TrainResult:
-    "Train `model` on `train_ds` per `cfg` (see the notebook for what is logged and saved); `retrieval_pairs` see above."
+def _mean(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if key in r]
+    return round(sum(vals) / len(vals), 5) if vals else None
+
+def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None) -> TrainResult:
+    "Train `model` on `train_data` (a `TextBatches` or a `FactStream`) per `cfg` (see the notebook for what is logged and saved)."
     torch.manual_seed(cfg.seed); random.seed(cfg.seed)
     out_dir = Path(cfg.out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     acc = Accelerator(mixed_precision=cfg.mixed_precision)
@@ -276,9 +331,9 @@ def fit(model: nn.Module, train_ds, eval_ds, cfg: TrainConfig, tokenizer=None, r
     model, opt = acc.prepare(model, opt)
     raw = acc.unwrap_model(model)
     dev = acc.device
-    can_cluster = hasattr(raw, "cluster_keys")                       # memory models (MemoryLM, ExplicitLM)
-    if retrieval_pairs: bank_valid = raw.memory_bank.valid.nonzero().flatten().cpu()   # negatives are drawn from these
-    if cfg.cluster_keys and can_cluster and step == 0: raw.cluster_keys(seed=cfg.seed)
+    can_cluster = hasattr(raw, "cluster_keys") and cfg.cluster_keys  # memory models (MemoryLM, ExplicitLM)
+    # the index is rebuilt at the start and after every checkpoint, so a resumed run starts from the same index
+    if can_cluster: raw.cluster_keys(seed=cfg.seed + step)
 
     def do_eval(step, recent_train):
         r = evaluate(raw, eval_ds, cfg.batch_size, cfg.eval_batches, dev, tokenizer, cfg.monitor_generations)
@@ -294,43 +349,43 @@ def fit(model: nn.Module, train_ds, eval_ds, cfg: TrainConfig, tokenizer=None, r
 
     initial = None
     if step == 0: initial, _ = do_eval(0, None)
-    t0, last_log_t, tokens_since, losses, stopped_by = time.time(), time.time(), 0, [], "max_steps"
+    t0, last_log_t, tokens_since, history, stopped_by = time.time(), time.time(), 0, [], "max_steps"
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not (cfg.progress and acc.is_main_process), dynamic_ncols=True)
     model.train()
     final = None
     while step < cfg.max_steps:
         opt.zero_grad(set_to_none=True)
-        step_loss = 0.0
+        parts = []
         for j in range(cfg.accumulation_steps):
-            idx = batch_indices(len(train_ds), cfg.batch_size, step * cfg.accumulation_steps + j, cfg.seed, acc.process_index, acc.num_processes)
-            b = {k: v.to(dev) for k, v in collate([train_ds[i] for i in idx]).items()}
-            with acc.autocast():
-                loss = model(b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"], use_cache=False).loss / cfg.accumulation_steps
-            step_loss += loss.item(); tokens_since += int(b["attention_mask"].sum())   # logged: the LM loss only
-            if retrieval_pairs and j == 0 and cfg.retrieval_weight:
-                ridx = batch_indices(len(retrieval_pairs), min(cfg.retrieval_batch, len(retrieval_pairs)), step, cfg.seed + 1)
-                neg = bank_valid[torch.randperm(len(bank_valid), generator=torch.Generator().manual_seed(cfg.seed + step))[:cfg.retrieval_negatives]]
-                with acc.autocast():
-                    loss = loss + cfg.retrieval_weight * retrieval_loss(raw, [retrieval_pairs[i] for i in ridx], dev, neg) / cfg.accumulation_steps
-            acc.backward(loss)
+            micro = step * cfg.accumulation_steps + j
+            batch = draw_batch(train_data, micro, acc.process_index, acc.num_processes)
+            with bank_overlay(raw, batch):
+                with acc.autocast(): loss, p = step_loss(model, raw, batch, cfg, micro, dev)
+                acc.backward(loss / cfg.accumulation_steps)
+            parts.append(p); tokens_since += p["tokens"]
         gn = acc.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else None
         opt.step(); sched.step(); step += 1
         if cfg.recluster_every and can_cluster and step % cfg.recluster_every == 0: raw.cluster_keys(seed=cfg.seed + step)
-        losses.append(step_loss); bar.update(1)
+        step_lm = _mean(parts, "lm_loss")
+        history.append(step_lm); bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             now = time.time(); tps = tokens_since * acc.num_processes / max(now - last_log_t, 1e-9)
             last_log_t, tokens_since = now, 0
             lr = sched.get_last_lr()[0]
-            bar.set_postfix(loss=f"{step_loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tps:.0f}")
-            log.write(step=step, kind="train", train_loss=round(step_loss, 5), lr=lr, tokens_per_sec=round(tps, 1),
-                      elapsed_s=round(now - t0, 2), grad_norm=None if gn is None else round(float(gn), 4))
+            bar.set_postfix(loss=f"{step_lm:.3f}", lr=f"{lr:.2e}", tok_s=f"{tps:.0f}")
+            log.write(step=step, kind="train", train_loss=step_lm, lr=lr, tokens_per_sec=round(tps, 1),
+                      elapsed_s=round(now - t0, 2), grad_norm=None if gn is None else round(float(gn), 4),
+                      retrieval_loss=_mean(parts, "retrieval_loss"), retrieval_acc=_mean(parts, "retrieval_acc"))
         timed_out = cfg.max_time and time.time() - t0 > cfg.max_time
-        if step % cfg.eval_every == 0 or step == cfg.max_steps or timed_out:
-            recent = sum(losses[-cfg.eval_every:]) / len(losses[-cfg.eval_every:])
+        last = step == cfg.max_steps or timed_out
+        if last and can_cluster: raw.cluster_keys(seed=cfg.seed + step)   # the saved keys fit the final encoder
+        if step % cfg.eval_every == 0 or last:
+            recent = sum(history[-cfg.eval_every:]) / len(history[-cfg.eval_every:])
             final, worst = do_eval(step, round(recent, 5))
             if worst == "danger" and cfg.stop_on_danger: stopped_by = "monitor"; break
-        if step % cfg.save_every == 0 and step < cfg.max_steps and acc.is_main_process:
-            save_checkpoint(out_dir, step, raw, opt, sched, cfg)
+        if step % cfg.save_every == 0 and step < cfg.max_steps:
+            if acc.is_main_process: save_checkpoint(out_dir, step, raw, opt, sched, cfg)
+            if can_cluster: raw.cluster_keys(seed=cfg.seed + step)
         if timed_out: stopped_by = "max_time"; break
     bar.close()
     ck = save_checkpoint(out_dir, step, raw, opt, sched, cfg) if acc.is_main_process else out_dir / f"checkpoint-{step}"
@@ -342,6 +397,14 @@ def fit(model: nn.Module, train_ds, eval_ds, cfg: TrainConfig, tokenizer=None, r
 def _bundled(path, name):
     return Path(path) if path else bundled_data_dir() / name
 
+def fact_stream(cfg: TrainConfig, tokenizer, bank, texts: list[str], with_bank: bool, max_len: int) -> FactStream:
+    "The fact stream `cfg` asks for over `bank` (counterfactual only for a model that reads `bank`)."
+    facts = list(read_jsonl(_bundled(cfg.facts_path, "facts.jsonl")))
+    return FactStream(facts, tokenizer, bank, texts, n_facts=cfg.fact_sequences, n_texts=cfg.batch_size,
+                      counterfactual=cfg.counterfactual if with_bank else 0.0, two_hop=cfg.two_hop,
+                      delete=cfg.delete if with_bank else 0.0, new_subjects=cfg.new_subjects if with_bank else 0.0,
+                      distractors=cfg.distractors if with_bank else 0, max_len=max_len, seed=cfg.seed)
+
 def pretrain(model_config: ExplicitLMConfig | None = None, train_config: TrainConfig | None = None) -> TrainResult:
     "Train a MemoryLM / BaselineLM / NoFFNLM from scratch; the memory model's bank comes from the knowledge corpus."
     cfg = train_config or TrainConfig()
@@ -352,15 +415,17 @@ def pretrain(model_config: ExplicitLMConfig | None = None, train_config: TrainCo
     torch.manual_seed(cfg.seed)
     model = MODEL_TYPES[cfg.model_type](mcfg)
     bank = None
-    if model.uses_memory:
+    if model.uses_memory or cfg.fact_sequences:
         bank = build_bank(_bundled(cfg.knowledge_path, "sentence_trex.json"), tok, mcfg.knowledge_num, mcfg.knowledge_length,
                           cache_dir=cfg.cache_dir, recompute_cache=cfg.recompute_cache, freeze_ratio=mcfg.freeze_ratio, seed=cfg.seed)
-        model.set_bank(bank)
-    train_ds = PretrainDataset(_bundled(cfg.data_path, "pretrain.jsonl"), tok, mcfg.max_seq_len)
+        bank.tokenizer = tok
+    if model.uses_memory: bank = model.set_bank(bank).memory_bank
+    texts = PretrainDataset(_bundled(cfg.data_path, "pretrain.jsonl"), tok, mcfg.max_seq_len)
+    train_data = (fact_stream(cfg, tok, bank, texts.texts, model.uses_memory, mcfg.max_seq_len) if cfg.fact_sequences
+                  else TextBatches(texts, cfg.batch_size, cfg.seed))
     eval_ds = PretrainDataset(_bundled(cfg.eval_path, "pretrain_eval.jsonl"), tok, mcfg.max_seq_len)
     parameter_report(model)
-    pairs = load_retrieval_pairs(cfg.retrieval_pairs, tok, model.memory_bank) if cfg.retrieval_pairs and bank is not None else None
-    res = fit(model, train_ds, eval_ds, cfg, tok, pairs)
+    res = fit(model, train_data, eval_ds, cfg, tok)
     if hasattr(res.model, "memory_bank"): res.model.memory_bank.tokenizer = tok
     res.bank = bank
     return res
@@ -379,7 +444,7 @@ def split_eval(dataset, eval_fraction: float = 0.05, seed: int = 0):
     return Subset(dataset, sorted(perm[n_eval:])), Subset(dataset, sorted(perm[:n_eval]))
 
 def train_memory(model_config: ExplicitLMConfig | None = None, train_config: TrainConfig | None = None) -> TrainResult:
-    "Freeze the backbone and train only memory_gate / gated_memory_fusion / memory_norm on SFT conversations."
+    "Freeze the backbone and train only the memory parts, on the fact stream or (fact_sequences=0) SFT conversations."
     cfg = train_config or TrainConfig(out_dir="out/train_memory")
     if not cfg.init_from: raise ValueError("train_memory needs init_from=<MemoryLM checkpoint dir or local Hugging Face model dir>")
     src = Path(cfg.init_from)
@@ -388,23 +453,28 @@ def train_memory(model_config: ExplicitLMConfig | None = None, train_config: Tra
         tok = load_local_tokenizer(cfg.tokenizer_path)
         model = load_trained(src, tok).train()
         if not getattr(model, "uses_memory", False): raise ValueError(f"{src} holds a model without memory layers: nothing to train")
-        from dataclasses import replace
-        cfg = replace(cfg, cluster_keys=False)      # its keys were laid out and trained in pretraining: keep them
     else:
         from transformers import AutoTokenizer
         from explicitlm.explicit import ExplicitLM
         tok = AutoTokenizer.from_pretrained(str(cfg.tokenizer_path or src), local_files_only=True)
-        mcfg = model_config or ExplicitLMConfig(knowledge_num=4096, query_mode="mean", pad_token_id=tok.pad_token_id or 0)
+        mcfg = model_config or ExplicitLMConfig(knowledge_num=4096, pad_token_id=tok.pad_token_id or 0)
         bank = build_bank(_bundled(cfg.knowledge_path, "sentence_trex.json"), tok, mcfg.knowledge_num, mcfg.knowledge_length,
                           cache_dir=cfg.cache_dir, recompute_cache=cfg.recompute_cache, freeze_ratio=mcfg.freeze_ratio, seed=cfg.seed)
         model = ExplicitLM.from_backbone(str(src), mcfg, bank=bank, freeze_backbone=True, freeze_keys=cfg.freeze_keys)
+    model.memory_bank.tokenizer = tok
     freeze_all_but_memory(model, freeze_keys=cfg.freeze_keys)
-    print("freezing the backbone: only memory_gate, gated_memory_fusion, memory_norm train" + (" (product keys frozen)" if cfg.freeze_keys else ""))
+    print("freezing the backbone: only the memory parts train" + (" (trained product keys frozen)" if cfg.freeze_keys else ""))
     parameter_report(model)
     max_len = getattr(getattr(model, "config", None), "max_seq_len", 512)
-    data = SFTDataset(_bundled(cfg.sft_path, "omcq_train_sft.jsonl"), tok, max_len)
-    train_ds, eval_ds = (data, SFTDataset(cfg.eval_path, tok, max_len)) if cfg.eval_path else split_eval(data, seed=cfg.seed)
-    return fit(model, train_ds, eval_ds, cfg, tok)
+    if cfg.fact_sequences:
+        texts = PretrainDataset(_bundled(cfg.data_path, "pretrain.jsonl"), tok, max_len).texts
+        train_data = fact_stream(cfg, tok, model.memory_bank, texts, True, max_len)
+        eval_ds = PretrainDataset(_bundled(cfg.eval_path, "pretrain_eval.jsonl"), tok, max_len)
+    else:
+        data = SFTDataset(_bundled(cfg.sft_path, "omcq_train_sft.jsonl"), tok, max_len)
+        train_ds, eval_ds = (data, SFTDataset(cfg.eval_path, tok, max_len)) if cfg.eval_path else split_eval(data, seed=cfg.seed)
+        train_data = TextBatches(train_ds, cfg.batch_size, cfg.seed)
+    return fit(model, train_data, eval_ds, cfg, tok)
 
 # %% ../nbs/10_train.ipynb #c043
 def parse_cli(argv: list[str], train_defaults: dict | None = None) -> tuple[ExplicitLMConfig, TrainConfig]:
@@ -452,20 +522,15 @@ def train_memory_cli(argv: list[str] | None = None):
 # %% ../nbs/10_train.ipynb #c046
 @cli_errors
 def demo_cli(argv: list[str] | None = None):
-    "Entry point of `explicitlm-demo [key=value ...]`: a short pretraining run on the bundled data."
+    "Entry point of `explicitlm-demo [key=value ...]`: train the reference memory model, then edit, insert and delete facts."
     argv = sys.argv[1:] if argv is None else argv
-    mcfg, tcfg = parse_cli(argv, dict(out_dir="out/demo", max_steps=300, batch_size=16, learning_rate=2e-3, warmup_steps=20,
-                                       eval_every=100, save_every=1000, log_every=10))
+    mcfg, tcfg = parse_cli(argv, dict(out_dir="out/demo", max_steps=600, batch_size=8, fact_sequences=24, learning_rate=2e-3,
+                                       warmup_steps=30, eval_every=200, save_every=10**9, log_every=20, monitor_generations=0))
     res = pretrain(mcfg, tcfg)
     _report(res)
-    tok = res.tokenizer
-    prompt = "Talvo Merensi"
-    facts = [json.loads(l) for l in open(_bundled(None, "facts.jsonl"))] if tcfg.knowledge_path is None else []
-    if facts and hasattr(res.model, "generate"):
-        f = facts[0]
-        ids = torch.tensor([tok.encode(f["prompt"])])
-        out = res.model.generate(ids, max_new_tokens=8, temperature=0, eos_token_id=tok.eos_token_id)
-        print(f"\nprompt: {f['prompt']!r}\nmodel:  {tok.decode(out[0, ids.shape[1]:])!r}\nbank fact: {f['sentence']!r}")
+    if not getattr(res.model, "uses_memory", False) or tcfg.knowledge_path is not None: return
+    from explicitlm.knowledge import demo_bank_changes
+    demo_bank_changes(res.model, res.tokenizer, [json.loads(l) for l in open(_bundled(tcfg.facts_path, "facts.jsonl"))])
     print(f"\nlook at the metrics: pandas.read_csv('{res.metrics_path}')")
 
 if __name__ == "__main__" and not hasattr(sys, "ps1") and "ipykernel" not in sys.modules:

@@ -18,12 +18,12 @@ from .monitor import THRESHOLDS, check, selection_entropy
 from .eval import memory_layers
 
 # %% auto #0
-__all__ = ['RETRIEVAL_COLUMNS', 'SIGNALS', 'STATUS_COLOURS', 'new_figure', 'figure_png', 'show_figure', 'token_strings',
-           'memory_bank_of', 'retrieval_traces', 'retrieval_table', 'retrieval_heatmap_data', 'plot_retrieval_heatmap',
-           'html_table', 'RetrievalExplorer', 'bank_matches', 'page_count', 'bank_page', 'greedy_answer',
-           'prompt_entries', 'BankEditor', 'bank_page_figure', 'metrics_file', 'load_metrics', 'load_usage',
-           'loss_curves_figure', 'usage_histogram_figure', 'signal_badges', 'badges_html', 'monitor_figure',
-           'TrainingMonitor', 'save_view_png']
+__all__ = ['RETRIEVAL_COLUMNS', 'NOTHING_SELECTED', 'SIGNALS', 'STATUS_COLOURS', 'new_figure', 'figure_png', 'show_figure',
+           'token_strings', 'memory_bank_of', 'retrieval_traces', 'retrieval_table', 'retrieval_heatmap_data',
+           'plot_retrieval_heatmap', 'html_table', 'RetrievalExplorer', 'bank_matches', 'page_count', 'bank_page',
+           'greedy_answer', 'prompt_entries', 'BankEditor', 'bank_page_figure', 'metrics_file', 'load_metrics',
+           'load_usage', 'loss_curves_figure', 'usage_histogram_figure', 'signal_badges', 'badges_html',
+           'monitor_figure', 'TrainingMonitor', 'save_view_png']
 
 # %% ../nbs/12_widgets.ipynb #c006
 def new_figure(width: float, height: float, dpi: int = 100) -> Figure:
@@ -72,6 +72,8 @@ def retrieval_traces(model, tokenizer, text: str) -> tuple[list[int], list]:
     finally: model.train(was_training)
     return ids, [(layer, t) for layer, t in enumerate(out.retrieval) if t is not None]
 
+NOTHING_SELECTED = "(nothing selected)"
+
 def retrieval_table(model, tokenizer, text: str) -> pd.DataFrame:
     "One row per token × memory layer × selected slot: position, token, layer, slot, entry, entry_text, valid, score, gate, similarity."
     ids, traces = retrieval_traces(model, tokenizer, text)
@@ -81,9 +83,9 @@ def retrieval_table(model, tokenizer, text: str) -> pd.DataFrame:
         gate, sim = tr.gate[0].float().cpu(), tr.similarity[0].float().cpu()
         for pos in range(len(ids)):
             for slot in range(idx.shape[-1]):
-                e = int(idx[pos, slot])
-                if e not in texts: texts[e] = bank.decode(e, tokenizer)
-                rows.append((pos, toks[pos], layer, slot, e, texts[e], bool(bank.valid[e]), float(scores[pos, slot]),
+                e = int(idx[pos, slot])                     # -1: the gate selected nothing here
+                if e not in texts: texts[e] = bank.decode(e, tokenizer) if e >= 0 else NOTHING_SELECTED
+                rows.append((pos, toks[pos], layer, slot, e, texts[e], e >= 0 and bool(bank.valid[e]), float(scores[pos, slot]),
                              float(gate[pos]), float(sim[pos])))
     df = pd.DataFrame(rows, columns=RETRIEVAL_COLUMNS)
     return df.sort_values(["position", "layer", "slot"], kind="stable").reset_index(drop=True)
@@ -414,7 +416,7 @@ class BankEditor:
         if not self.history:
             self.status.value = _status_html("nothing to undo", "warn"); return False
         i, old, valid = self.history.pop()
-        self.bank.tokens[i] = old; self.bank.valid[i] = valid
+        self.bank.tokens[i] = old; self.bank.valid[i] = valid; self.bank.touch([i])
         self.status.value = _status_html(f"entry {i} restored: {self.bank.decode(i, self.tokenizer)!r}")
         self._show_page(); self._load_entry(); self._update_answer()
         return True

@@ -1,0 +1,151 @@
+"""Benchmark — does the bank hold the knowledge?
+
+Every row is trained with the same recipe on the bundled corpus (seeded, CPU): batches of 24 counterfactual fact
+statements + 8 pretraining texts (`explicitlm.counterfactual`); the equal-size BaselineLM sees the same statements
+with the true objects. Then each model is asked, through its bank (`explicitlm.knowledge`):
+
+- recall (greedy exact match) and MCQ accuracy of train facts and bank-only facts (in the bank, never in any text);
+- gold-entry hit@1 at the answer position (mean over memory layers), and split by right / wrong answers;
+- edits via `model.memory_bank.edit(i, text)`: efficacy, locality for the same subject and for other subjects;
+- 10,000 sequential edits over a pool of 1,000 facts: efficacy on the latest values, locality outside the pool;
+- insertion of 100 new people into empty slots, deletion (`clear`) of 300 facts;
+- held-out phrasings (no training text uses them) per relation, two hops (+ after editing either hop);
+- knowledge sensitivity, held-out LM loss, training tokens/s.
+
+Rows: our design, the equal-size baseline, the seeds' design (pooled reader, Gumbel selection, dot scores over trained
+keys, mean pooling, attention-output queries, no retrieval supervision), one-change ablations of ours, and the 10%-text
+regime. The frozen-backbone line (a pretrained Qwen3-architecture backbone, memory-only training) is in
+`bench/frozen_backbone.py`.
+
+    python bench/knowledge.py                        # every row (~2.5 h on 2 CPU cores; checkpoints cached in bench/work/)
+    python bench/knowledge.py --rows ours,baseline   # some rows
+"""
+import argparse, json, time
+import pandas as pd
+import torch
+from common import DATA, RECIPE, equal_size_configs, load_local_tokenizer, n_params, subset_facts, subset_jsonl, trained, write_result
+from explicitlm import knowledge as K
+from explicitlm.config import SEEDS_DESIGN
+from explicitlm.eval import eval_loss, load_facts, mcq_accuracy
+from explicitlm.data import load_omcq
+
+# name: (model overrides, training overrides, steps key) — every ablation changes one thing of "ours"
+ROWS = {
+    "ours": ({}, {}, "main"),
+    "baseline (equal size)": (None, {}, "main"),
+    "seeds' design": (dict(SEEDS_DESIGN), dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0), "main"),
+    "seeds' design, text only (their training)": (dict(SEEDS_DESIGN), dict(fact_sequences=0, batch_size=32), "short"),
+    "ours, 600 steps": ({}, {}, "short"),
+    "- slot reader (seeds' pooled reader)": (dict(reader="pooled", copy_head=False), {}, "short"),
+    "- copy head": (dict(copy_head=False), {}, "short"),
+    "- cosine score (dot)": (dict(retrieval_score="dot"), {}, "short"),
+    "- residual query (h_attn, the seeds')": (dict(query_source="attention"), {}, "short"),
+    "- counterfactual objects": ({}, dict(counterfactual=0.0, delete=0.0, new_subjects=0.0, distractors=0), "short"),
+    "- teacher forcing": ({}, dict(teacher_forcing=0.0), "short"),
+    "- retrieval supervision": ({}, dict(retrieval_weight=0.0), "short"),
+    "- 2/3 of the fact statements (8 per batch)": ({}, dict(fact_sequences=8), "short"),
+    "10% text: ours": ({}, {}, "low"),
+    "10% text: baseline": (None, {}, "low"),
+}
+MAIN = ["ours", "baseline (equal size)", "seeds' design"]
+
+
+def evaluate(name, model, tok, facts, mcq, secs, tps, quick=False):
+    "One row of the headline table."
+    r = dict(row=name, params=n_params(model), train_s=round(secs), tokens_per_s=round(tps))
+    rec = K.recall_and_hits(model, tok, facts)
+    s = K.summarize_recall(rec)
+    mc = mcq_accuracy(model, tok, mcq, facts, progress=False)["per_item"]
+    r.update(recall_train=s["recall_train"], recall_bank_only=s["recall_bank_only"],
+             mcq_bank_only=float(mc[mc.split == "bank_only"].correct.mean()))
+    para = K.paraphrase_recall(model, tok, K.load_probes("paraphrase_probes"), splits=("bank_only",))["bank_only"]
+    r["paraphrase_min"] = float(para.min())
+    hop = K.two_hop(model, tok, facts, K.load_probes("two_hop_probes"), n_edits=0 if not hasattr(model, "memory_bank") else 200)
+    r["two_hop"] = hop["two_hop"]
+    r["eval_loss"] = eval_loss(model, DATA / "pretrain_eval.jsonl", tok, progress=False)["loss"]
+    if not hasattr(model, "memory_bank"): return r, para
+    r.update({"hit@1_train": s["hit@1_train"], "hit@1_bank_only": s["hit@1_bank_only"],
+              "hit@1 right/wrong": f"{s['hit@1_bank_only_correct']:.2f}/{s['hit@1_bank_only_wrong']:.2f}"})
+    e = K.edit_efficacy(model, tok, facts, n=300, n_local=600)
+    r.update(edit_train=e["efficacy_train"], edit_bank_only=e["efficacy_bank_only"],
+             locality_same_subject=e["locality_same_subject"], locality_others=e["locality_other_subjects"])
+    r["insertion"] = K.insertion(model, tok, facts, n_people=100)["recall"]
+    d = K.deletion(model, tok, facts, n=300)
+    r.update(deleted_still_old=d["still_old"], deleted_unknown=d["unknown"])
+    r.update(two_hop_edit_hop1=hop["edit_hop1"], two_hop_edit_hop2=hop["edit_hop2"])
+    r["sensitivity"] = K.sensitivity(model, tok, [f for f in facts if f["split"] == "bank_only"])["sensitivity"]
+    if not quick:
+        sq = K.sequential_edits(model, tok, facts, n_edits=10000, pool_size=1000, n_local=1000)
+        r.update(seq10k_efficacy=sq["efficacy"], seq10k_locality=sq["locality"])
+    return r, para
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated row names (see ROWS)")
+    ap.add_argument("--steps", type=int, default=1500, help="training steps of the main rows")
+    ap.add_argument("--short-steps", type=int, default=600, help="training steps of the ablation rows")
+    ap.add_argument("--low-data-fraction", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--retrain", action="store_true")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    tok = load_local_tokenizer()
+    facts = load_facts(DATA / "facts.jsonl")
+    mcq = load_omcq(DATA / "omcq_heldout.json")
+    names = [n for n in a.rows.split(",") if n]
+    unknown = [n for n in names if n not in ROWS]
+    if unknown: raise SystemExit(f"unknown rows {unknown}; rows: {list(ROWS)}")
+    rows, paras, t0 = [], {}, time.time()
+    for name in names:
+        model_over, train_over, kind = ROWS[name]
+        steps = a.short_steps if kind == "short" else a.steps
+        mem_cfg, base_cfg = equal_size_configs(tok, **(model_over or {}))
+        data = dict(data_path=str(subset_jsonl(DATA / "pretrain.jsonl", a.low_data_fraction, a.seed)),
+                    facts_path=str(subset_facts(DATA / "facts.jsonl", a.low_data_fraction, a.seed))) if kind == "low" else {}
+        model_type = "baseline" if model_over is None else "memory"
+        key = name.replace(" ", "_").replace("/", "-").replace("'", "").replace(",", "").replace("(", "").replace(")", "")
+        model, secs, metrics = trained(f"{key}_s{steps}", model_type, base_cfg if model_over is None else mem_cfg, steps,
+                                       a.seed, a.retrain, **{**train_over, **data})
+        tps = float(metrics[metrics.kind == "train"].tokens_per_sec.median())
+        r, para = evaluate(name, model, tok, facts, mcq, secs, tps, quick=kind == "short")
+        rows.append(r); paras[name] = para
+        print(json.dumps(r, default=str), f"({time.time() - t0:.0f}s)", flush=True)
+    df = pd.DataFrame(rows)
+    base = df[df.row == "baseline (equal size)"]
+    if len(base): df["tokens/s vs baseline"] = df.tokens_per_s / float(base.tokens_per_s.iloc[0])
+    main_cols = ["row", "params", "train_s", "recall_train", "recall_bank_only", "mcq_bank_only", "hit@1_train", "hit@1_bank_only",
+                 "hit@1 right/wrong", "edit_train", "edit_bank_only", "locality_same_subject", "locality_others", "insertion",
+                 "deleted_still_old", "deleted_unknown", "seq10k_efficacy", "seq10k_locality", "paraphrase_min", "two_hop",
+                 "two_hop_edit_hop1", "two_hop_edit_hop2", "sensitivity", "eval_loss", "tokens/s vs baseline"]
+    df = df[[c for c in main_cols if c in df.columns]]
+    para = pd.DataFrame(paras).T.reset_index().rename(columns={"index": "row"})
+    notes = [f"Main rows: {a.steps} steps; ablation rows ('- X' = ours without X): {a.short_steps} steps, compare them with "
+             "'ours, 600 steps'. Recipe: " + json.dumps({k: v for k, v in RECIPE.items() if k != "cache_dir"}) + ".",
+             f"MemoryLM fusion_dim is chosen per row so that it has the baseline's parameter count ({int(n_params_base(tok))}).",
+             "bank_only facts: only in the bank, never in any training text (the baseline can only guess them; MCQ chance 0.25).",
+             "hit@1: the fact's own entry is the gate's selection at the answer position (the last prompt token), mean over "
+             "memory layers; right/wrong splits bank-only facts by whether the answer was right.",
+             "Edits and insertions go through model.memory_bank.edit / insert (force=True for frozen entries); nothing else "
+             "is called between an edit and the question. Locality = answers that stayed the same.",
+             "seq10k: 10,000 edits drawn with replacement from a pool of 1,000 facts (each rewritten ~10 times), then the "
+             "latest value of every pool fact is asked, and 1,000 facts outside the pool (main rows only).",
+             "deleted_unknown: share of deleted facts answered 'unknown' (what the fact stream teaches for an empty bank).",
+             "paraphrase_min: the lowest per-relation recall of bank-only facts asked in held-out phrasings (table below).",
+             "two_hop: 'The company that X worked for was based in' / 'The city that X came from lies in' for bank-only people; "
+             "edit_hop1/2: the answer after editing X's entry (to a company/city with another answer) or the company's/city's entry.",
+             "sensitivity: accuracy with the fact's entry minus accuracy with a counterfactual entry in its place.",
+             "10% text: 10% of the pretraining texts and 10% of the train subjects in the fact stream; the bank holds every fact.",
+             f"Total wall time {time.time() - t0:.0f}s (cached checkpoints are not retrained)."]
+    write_result("knowledge", "Does the bank hold the knowledge? Ours vs the seeds' design vs an equal-size baseline", df,
+                 notes, dict(rows=names, steps=a.steps, short_steps=a.short_steps, seed=a.seed),
+                 extra=[("Held-out phrasings: recall of bank-only facts per relation", para)])
+
+
+def n_params_base(tok):
+    from explicitlm.minimind import BaselineLM
+    return n_params(BaselineLM(equal_size_configs(tok)[1]))
+
+
+if __name__ == "__main__":
+    main()
