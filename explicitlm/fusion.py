@@ -103,21 +103,30 @@ class SlotReader(nn.Module):
 
     def forward(self, x: torch.Tensor, indices: torch.Tensor, bank: MemoryBank, embed: nn.Module,
                 similarity: torch.Tensor) -> ReadOutput:
-        "Read the entries `indices` `[B, S, k]` (-1: none) for queries `x` `[B, S, d]`."
+        "Read the entries `indices` `[B, S, k]` (-1: none) for queries `x` `[B, S, d]`; positions that selected nothing read nothing."
         B, S, k = indices.shape
-        uniq, inverse = torch.unique(indices, return_inverse=True)
+        L, d = bank.knowledge_length, x.shape[-1]
+        out = x.new_zeros(B, S, d)
+        copy_logits = x.new_full((B, S, k * L), -1e4)
+        slot_tokens = indices.new_full((B, S, k * L), self.pad_token_id)
+        reading = (indices >= 0).any(-1)                                       # only these positions need the slots
+        if not reading.any(): return ReadOutput(out, copy_logits, slot_tokens)
+        where = reading.nonzero(as_tuple=True)
+        idx = indices[where]                                                   # [P, k]
+        uniq, inverse = torch.unique(idx, return_inverse=True)
         tokens = bank.tokens[uniq.clamp(min=0)].masked_fill((uniq < 0).unsqueeze(-1), self.pad_token_id)
         ku, vu = self.slots(tokens, embed)                                     # [U, L, d]
         flat = inverse.flatten()
-        keys = ku.index_select(0, flat).view(B, S, -1, ku.shape[-1])          # [B, S, k·L, d]
-        values = vu.index_select(0, flat).view(B, S, -1, vu.shape[-1])
-        slot_tokens = tokens.index_select(0, flat).view(B, S, -1)
-        q = self.q_proj(x)
-        scale = 1 / math.sqrt(q.shape[-1])
-        logits = torch.einsum("bsd,bsld->bsl", q, keys).mul(scale).masked_fill(slot_tokens == self.pad_token_id, -1e4)
-        null = (q @ self.null_key) * scale + self.null_similarity[0] * similarity.detach().to(q.dtype) + self.null_similarity[1]
+        keys = ku.index_select(0, flat).view(len(idx), -1, d)                 # [P, k·L, d]
+        values = vu.index_select(0, flat).view(len(idx), -1, d)
+        toks = tokens.index_select(0, flat).view(len(idx), -1)
+        q = self.q_proj(x[where])
+        scale = 1 / math.sqrt(d)
+        logits = torch.bmm(keys, q.unsqueeze(-1)).squeeze(-1).mul(scale).masked_fill(toks == self.pad_token_id, -1e4)
+        null = (q @ self.null_key) * scale + self.null_similarity[0] * similarity[where].detach().to(q.dtype) + self.null_similarity[1]
         attn = torch.softmax(torch.cat([null.unsqueeze(-1), logits], -1), -1)
-        return ReadOutput(self.o_proj(torch.einsum("bsl,bsld->bsd", attn[..., 1:], values)), logits, slot_tokens)
+        out = out.index_put(where, self.o_proj(torch.bmm(attn[:, 1:].unsqueeze(1), values).squeeze(1)))
+        return ReadOutput(out, copy_logits.index_put(where, logits), slot_tokens.index_put(where, toks))
 
 # %% ../nbs/03_fusion.ipynb #c031
 class CopyHead(nn.Module):

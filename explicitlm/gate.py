@@ -55,7 +55,8 @@ def cell_candidates(query: torch.Tensor, keys: torch.Tensor, order: torch.Tensor
     a = min(k_half, n_keys)
     t1, i1 = (query[..., :h] @ keys[0].T).topk(a, dim=-1)
     t2, i2 = (query[..., h:] @ keys[1].T).topk(a, dim=-1)
-    comb, pos = (t1.unsqueeze(-1) + t2.unsqueeze(-2)).flatten(-2).sort(-1, descending=True)
+    comb = (t1.unsqueeze(-1) + t2.unsqueeze(-2)).flatten(-2)
+    comb, pos = comb.topk(min(comb.shape[-1], max(2 * budget, 64)), dim=-1)                  # enough cells, best first
     cells = (i1.unsqueeze(-1) * n_keys + i2.unsqueeze(-2)).flatten(-2).gather(-1, pos)       # [..., a²] best first
     count = (starts[1:] - starts[:-1])[cells]
     end = count.cumsum(-1)
@@ -152,6 +153,12 @@ class ProductKeyGate(nn.Module):
         c, filed = self.config, max(int(self.cell_starts[-1]), 1)
         need = math.ceil(math.sqrt(4 * c.num_candidates_internal * c.num_keys ** 2 / filed))
         return min(c.num_keys, max(c.subkey_topk, need))
+
+    def score_candidates(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        "Stage-2 logits `[B, S, I]` of queries `[B, S, d]` against their candidates' keys `[B, S, I, d]` (a batched matmul)."
+        if self.config.retrieval_score == "cosine":
+            return self.log_scale.exp() * torch.einsum("bsd,bsid->bsi", F.normalize(queries, dim=-1), keys)
+        return torch.einsum("bsd,bsid->bsi", queries, keys) / math.sqrt(queries.shape[-1])
 
     def null_logit(self) -> torch.Tensor | None:
         "The logit of 'no entry' (cosine scores only): the gate selects nothing where every candidate scores below it."
@@ -256,10 +263,11 @@ def forward(self: ProductKeyGate, x: torch.Tensor, bank: MemoryBank, embed: nn.M
     self.sync(bank, embed)
     B, S = x.shape[:2]
     q, s1, cand = self.candidates(x, attention_mask)                            # [B, S', I]
-    missing = (cand < 0) | ~(bank.tokens[cand.clamp(min=0)] != c.pad_token_id).any(-1)   # never pick an empty slot
+    missing = cand < 0                                                           # the index files no empty entry ...
+    if c.key_layout == "learned": missing = missing | ~(bank.tokens[cand.clamp(min=0)] != c.pad_token_id).any(-1)   # ... cells do
     keys = self.candidate_keys(cand, bank, embed)                                # [B, S', I, kd]
     s1, cand, missing, keys = (t.expand(B, S, *t.shape[2:]) for t in (s1, cand, missing, keys))   # S'=1 → S
-    logits = self.score(q.unsqueeze(2), keys)
+    logits = self.score_candidates(q, keys)
     if c.key_layout == "learned": logits = logits + (s1 - s1.detach())           # the trained keys learn from stage 2
     logits = logits.masked_fill(missing, -1e4)
     top, keep = logits.topk(min(c.num_candidates, logits.shape[-1]), dim=-1)    # [B, S, C]

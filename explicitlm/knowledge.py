@@ -29,7 +29,8 @@ def answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 6, b
     return [o.split(".")[0] for o in out]
 
 def fact_entries(model, tokenizer, facts: Sequence[dict]) -> dict[str, int]:
-    "`{uuid: bank entry}` of the facts whose sentence is in the model's bank."
+    "`{uuid: bank entry}` of the facts whose sentence is in the model's bank (none for a model without a bank)."
+    if not hasattr(model, "memory_bank"): return {}
     return fact_bank_index(model.memory_bank, facts, tokenizer, on_missing="skip")
 
 def predicate_values(facts: Sequence[dict]) -> dict[str, list[str]]:
@@ -167,10 +168,11 @@ def paraphrase_recall(model, tokenizer, probes: Sequence[dict], splits: Sequence
 def two_hop(model, tokenizer, facts: Sequence[dict], probes: Sequence[dict], split: str = "bank_only", n_edits: int = 200,
             seed: int = 0) -> dict:
     "Two-hop recall, and whether the answer follows an edit of either hop."
-    rng, bank, values = random.Random(seed), model.memory_bank, predicate_values(facts)
+    rng, bank, values = random.Random(seed), getattr(model, "memory_bank", None), predicate_values(facts)
     by_uuid, entries = {f["uuid"]: f for f in facts}, fact_entries(model, tokenizer, facts)
     by_key = {(f["subject"], f["predicate"]): f for f in facts}
-    probes = [p for p in probes if p["split"] == split and p["first_uuid"] in entries and p["second_uuid"] in entries]
+    probes = [p for p in probes if p["split"] == split and (bank is None or (p["first_uuid"] in entries and p["second_uuid"] in entries))]
+    if bank is None: n_edits = 0                                        # no bank: nothing to edit
     got = answers(model, tokenizer, [p["prompt"] for p in probes])
     out = dict(two_hop=sum(answer_matches(g, p["answer"]) for p, g in zip(probes, got)) / max(len(probes), 1))
     ok1, ok2 = [], []

@@ -54,7 +54,7 @@ class TrainConfig:
     distractors: int = 32               # new subjects written into empty slots per batch but never stated (harder retrieval)
     teacher_forcing: float = 0.8        # share of supervised positions where the memory layers are given the right entry
     retrieval_weight: float = 1.0       # weight of the retrieval loss at supervised positions (0: the seeds' unsupervised keys)
-    retrieval_negatives: int = 4096     # entries scored by the retrieval loss per step (all of them for a small bank)
+    retrieval_negatives: int = 512      # random negatives of the retrieval loss per step, beside the gate's own candidates
     max_steps: int = 1000
     max_time: float = 0.0               # seconds; 0 = no time bound
     batch_size: int = 16                # ordinary texts per batch (SFT conversations in train_memory without the fact stream)
@@ -215,16 +215,18 @@ def teacher_forcing(supervision: torch.Tensor, memory_layers: list[int], share: 
     s = supervision[keep]
     return {l: torch.stack([s[:, 0], s[:, 1], layer_targets(s, len(memory_layers), j)], 1) for j, l in enumerate(memory_layers)}
 
-def retrieval_loss(model, traces, supervision: torch.Tensor, n_candidates: int = 4096,
+def retrieval_loss(model, traces, supervision: torch.Tensor, n_negatives: int = 4096,
                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    "(loss, accuracy): every memory layer's query at the supervised positions against [no entry, the bank's entries]."
+    "(loss, accuracy): every memory layer's query at the supervised positions against [no entry, bank entries]."
     bank, embed = model.memory_bank, model.memory_embedding()
     dev = bank.tokens.device
     sup = supervision.to(dev)
     entries = bank.valid.nonzero().flatten()
-    if len(entries) > n_candidates:
-        golds = sup[:, 2:].flatten()
-        entries = torch.cat([golds[golds >= 0], entries[torch.randperm(len(entries), generator=generator)[:n_candidates].to(dev)]]).unique()
+    if len(entries) > n_negatives:                 # the right entries, the gate's own candidates there, and random ones
+        near = torch.cat([traces[l].candidates[sup[:, 0], sup[:, 1]].flatten() for l in model.memory_layers])
+        picked = entries[torch.randperm(len(entries), generator=generator)[:n_negatives].to(dev)]
+        entries = torch.cat([sup[:, 2:].flatten(), near, picked]).unique()
+        entries = entries[entries >= 0]
     losses, hits, modules = [], [], model.memory_modules()
     for j, (layer, mem) in enumerate(modules.items()):
         gate, target = mem.memory_gate, layer_targets(sup, len(modules), j)
@@ -524,7 +526,7 @@ def train_memory_cli(argv: list[str] | None = None):
 def demo_cli(argv: list[str] | None = None):
     "Entry point of `explicitlm-demo [key=value ...]`: train the reference memory model, then edit, insert and delete facts."
     argv = sys.argv[1:] if argv is None else argv
-    mcfg, tcfg = parse_cli(argv, dict(out_dir="out/demo", max_steps=600, batch_size=8, fact_sequences=24, learning_rate=2e-3,
+    mcfg, tcfg = parse_cli(argv, dict(out_dir="out/demo", max_steps=800, batch_size=8, fact_sequences=24, learning_rate=2e-3,
                                        warmup_steps=30, eval_every=200, save_every=10**9, log_every=20, monitor_generations=0))
     res = pretrain(mcfg, tcfg)
     _report(res)
