@@ -18,7 +18,7 @@ regime. The frozen-backbone line (a pretrained Qwen3-architecture backbone, memo
 `bench/frozen_backbone.py`.
 
     python bench/knowledge.py                        # every row (~2.5 h on 2 CPU cores; checkpoints cached in bench/work/)
-    python bench/knowledge.py --rows ours,baseline   # some rows
+    python bench/knowledge.py --rows ours baseline   # some rows (a row's name or a unique start of it)
 """
 import argparse, json, time
 import pandas as pd
@@ -35,6 +35,8 @@ ROWS = {
     "baseline (equal size)": (None, {}, "main"),
     "seeds' design": (dict(SEEDS_DESIGN), dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0), "main"),
     "seeds' design, text only (their training)": (dict(SEEDS_DESIGN), dict(fact_sequences=0, batch_size=32), "short"),
+    "seeds' design + EMA update (freeze_ratio 0.2)": (dict(SEEDS_DESIGN), dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0,
+                                                                             ema_update=True), "short"),
     "ours, 600 steps": ({}, {}, "short"),
     "- slot reader (seeds' pooled reader)": (dict(reader="pooled", copy_head=False), {}, "short"),
     "- copy head": (dict(copy_head=False), {}, "short"),
@@ -80,9 +82,18 @@ def evaluate(name, model, tok, facts, mcq, secs, tps, quick=False):
     return r, para
 
 
+def row_name(given: str) -> str:
+    "The row called `given`, or the only row whose name starts with it."
+    if given in ROWS: return given
+    hits = [n for n in ROWS if n.startswith(given)]
+    if len(hits) != 1:
+        raise SystemExit(f"--rows {given!r} matches {len(hits)} rows {hits or ''}; give one of {list(ROWS)}")
+    return hits[0]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated row names (see ROWS)")
+    ap.add_argument("--rows", nargs="+", default=list(ROWS), help="row names or unique starts of them (see ROWS)")
     ap.add_argument("--steps", type=int, default=1500, help="training steps of the main rows")
     ap.add_argument("--short-steps", type=int, default=600, help="training steps of the ablation rows")
     ap.add_argument("--low-data-fraction", type=float, default=0.1)
@@ -93,9 +104,7 @@ def main(argv=None):
     tok = load_local_tokenizer()
     facts = load_facts(DATA / "facts.jsonl")
     mcq = load_omcq(DATA / "omcq_heldout.json")
-    names = [n for n in a.rows.split(",") if n]
-    unknown = [n for n in names if n not in ROWS]
-    if unknown: raise SystemExit(f"unknown rows {unknown}; rows: {list(ROWS)}")
+    names = [row_name(n) for n in a.rows]
     rows, paras, t0 = [], {}, time.time()
     for name in names:
         model_over, train_over, kind = ROWS[name]

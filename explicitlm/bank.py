@@ -280,14 +280,15 @@ def update_tokens(self: MemoryBank, indices, new_tokens: torch.Tensor) -> int:
 @patch
 @torch.no_grad()
 def ema_update(self: MemoryBank, indices, targets: torch.Tensor, embedding_weight: torch.Tensor, decay: float = 0.9) -> int:
-    "EMA-move unfrozen entries' token embeddings towards `targets` `[n, knowledge_length, d]`, re-quantized to tokens."
+    "EMA-move unfrozen entries' token embeddings towards `targets` `[n, knowledge_length, d]`, re-quantized to tokens (padding stays)."
     idx = self.check_indices(indices).flatten()
     if not 0 <= decay <= 1: raise ValueError(f"decay={decay} must be in [0, 1]")
     if targets.shape != (len(idx), self.knowledge_length, embedding_weight.shape[1]):
         raise ValueError(f"targets shape {tuple(targets.shape)} != {(len(idx), self.knowledge_length, embedding_weight.shape[1])}")
-    mixed = decay * embedding_weight[self.tokens[idx]] + (1 - decay) * targets.to(embedding_weight)
+    old = self.tokens[idx]
+    mixed = decay * embedding_weight[old] + (1 - decay) * targets.to(embedding_weight)
     new = (F.normalize(mixed, dim=-1) @ F.normalize(embedding_weight, dim=-1).T).argmax(-1)
-    return self.update_tokens(idx, new)
+    return self.update_tokens(idx, torch.where(old == self.pad_token_id, old, new))
 
 # %% ../nbs/01_bank.ipynb #c032
 @patch

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 import pandas as pd
 import torch
+from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
@@ -43,7 +44,8 @@ def default_paths() -> dict[str, Path]:
 
 def check_vocab(model, tokenizer) -> None:
     "Raise if `tokenizer` has ids the model cannot embed; warn if it is smaller than the model's vocabulary."
-    v, n = model.config.vocab_size, len(tokenizer)
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None   # ExplicitLM: the backbone's
+    v, n = emb.num_embeddings if isinstance(emb, nn.Embedding) else model.config.vocab_size, len(tokenizer)
     if n > v:
         raise ValueError(f"tokenizer has {n} tokens but the model's vocab_size is {v}: the model was trained with "
                          f"another tokenizer (pass the tokenizer used for training)")

@@ -181,6 +181,7 @@ class RetrievalTrace:
     probs: torch.Tensor        # [B, S, num_candidates]
     queries: torch.Tensor | None = None    # [B, S, knowledge_dim] with gradients (retrieval supervision)
     read: ReadOutput | None = None         # the slot reader's output (copy head)
+    query_inputs: torch.Tensor | None = None   # [B, S, hidden] the normalised states that queried (detached; EMA updates)
 
 class MemoryLayer(nn.Module):
     "`memory_norm` → `memory_gate` (product keys) → `memory_reader` (slots) → `gated_memory_fusion`."
@@ -213,7 +214,7 @@ class MemoryLayer(nn.Module):
                 read = ReadOutput(read.output, read.copy_logits, torch.full_like(read.slot_tokens, self.memory_reader.pad_token_id))
         else: fused = self.gated_memory_fusion(q, got.memory, got.similarity, residual=residual)
         trace = RetrievalTrace(got.indices.detach(), got.scores.detach(), fused.gate.detach(), got.similarity.detach(),
-                               got.candidates.detach(), got.probs.detach(), got.queries, read)
+                               got.candidates.detach(), got.probs.detach(), got.queries, read, q.detach())
         return fused.output, trace
 
 # %% ../nbs/03_fusion.ipynb #c021

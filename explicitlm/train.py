@@ -25,8 +25,8 @@ from . import monitor
 __all__ = ['MODEL_TYPES', 'METRIC_COLUMNS', 'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog',
            'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint', 'load_trainer_state', 'load_trained',
            'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch', 'bank_overlay',
-           'step_loss', 'TrainResult', 'fit', 'fact_stream', 'pretrain', 'split_eval', 'train_memory', 'parse_cli',
-           'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
+           'step_loss', 'ema_memory_update', 'TrainResult', 'fit', 'fact_stream', 'pretrain', 'split_eval',
+           'train_memory', 'parse_cli', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -55,6 +55,7 @@ class TrainConfig:
     teacher_forcing: float = 0.8        # share of supervised positions where the memory layers are given the right entry
     retrieval_weight: float = 1.0       # weight of the retrieval loss at supervised positions (0: the seeds' unsupervised keys)
     retrieval_negatives: int = 512      # random negatives of the retrieval loss per step, beside the gate's own candidates
+    ema_update: bool = False            # the seeds' EMA update of the unfrozen entries selected in each batch (see below)
     max_steps: int = 1000
     max_time: float = 0.0               # seconds; 0 = no time bound
     batch_size: int = 16                # ordinary texts per batch (SFT conversations in train_memory without the fact stream)
@@ -274,17 +275,38 @@ def step_loss(model, raw, batch, cfg: TrainConfig, micro_step: int, device) -> t
     parts = dict(tokens=int(mask.sum()))
     sup = batch.supervision.to(device) if fact and raw.memory_layers else None
     if sup is None or not len(sup):
-        loss = model(ids, attention_mask=mask, labels=labels, use_cache=False).loss
-        return loss, dict(parts, lm_loss=loss.item())
+        out = model(ids, attention_mask=mask, labels=labels, use_cache=False, **({"output_retrieval": True} if cfg.ema_update else {}))
+        return out.loss, dict(parts, lm_loss=out.loss.item(), traces=getattr(out, "retrieval", None))
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + micro_step)
     forced = teacher_forcing(sup, raw.memory_layers, cfg.teacher_forcing, g) if cfg.teacher_forcing else None
     out = model(ids, attention_mask=mask, labels=labels, use_cache=False, output_retrieval=True, forced=forced)
-    loss, parts["lm_loss"] = out.loss, out.loss.item()
+    loss, parts["lm_loss"], parts["traces"] = out.loss, out.loss.item(), out.retrieval
     if cfg.retrieval_weight:
         rl, ra = retrieval_loss(raw, out.retrieval, sup, cfg.retrieval_negatives, g)
         loss = loss + cfg.retrieval_weight * rl
         parts.update(retrieval_loss=rl.item(), retrieval_acc=ra.item())
     return loss, parts
+
+# %% ../nbs/10_train.ipynb #c053
+@torch.no_grad()
+def ema_memory_update(model, traces, skip: torch.Tensor | None = None, decay: float = 0.9) -> int:
+    "Move each unfrozen entry selected in `traces` towards the mean query input that selected it; returns entries written."
+    bank, E = model.memory_bank, model.memory_embedding().weight
+    written = 0
+    for layer in model.memory_layers:
+        t = traces[layer]
+        if t is None or t.query_inputs is None: continue
+        sel = t.indices[..., 0]
+        keep = sel >= 0
+        if skip is not None and len(skip): keep &= ~torch.isin(sel, skip.to(sel.device))
+        idx, h = sel[keep], t.query_inputs[keep].float()
+        if not len(idx): continue
+        uniq, inv = idx.unique(return_inverse=True)
+        mean = torch.zeros(len(uniq), h.shape[-1], device=h.device).index_add_(0, inv, h) / torch.bincount(inv).unsqueeze(-1)
+        emb = E[bank.tokens[uniq]].float()                                   # [U, L, d]
+        target = F.normalize(mean, dim=-1).unsqueeze(1) * emb.norm(dim=-1, keepdim=True).mean(1, keepdim=True)
+        written += bank.ema_update(uniq, target.expand_as(emb), E, decay)
+    return written
 
 # %% ../nbs/10_train.ipynb #c029
 @dataclass
@@ -364,9 +386,12 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
             with bank_overlay(raw, batch):
                 with acc.autocast(): loss, p = step_loss(model, raw, batch, cfg, micro, dev)
                 acc.backward(loss / cfg.accumulation_steps)
-            parts.append(p); tokens_since += p["tokens"]
+            parts.append({k: v for k, v in p.items() if k != "traces" or j == cfg.accumulation_steps - 1})
+            tokens_since += p["tokens"]
         gn = acc.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else None
         opt.step(); sched.step(); step += 1
+        if cfg.ema_update and hasattr(raw, "memory_bank") and parts[-1].get("traces"):
+            ema_memory_update(raw, parts[-1]["traces"], getattr(batch, "overlay_indices", None), raw.config.ema_decay)
         if cfg.recluster_every and can_cluster and step % cfg.recluster_every == 0: raw.cluster_keys(seed=cfg.seed + step)
         step_lm = _mean(parts, "lm_loss")
         history.append(step_lm); bar.update(1)
