@@ -7,7 +7,8 @@
 3. Ask it what `bench/knowledge.py` asks (recall, hit@1, edits, locality, insertion, deletion, phrasings, two hops),
    and check that every backbone weight is bit-identical before and after.
 
-    python bench/frozen_backbone.py          # ~25 min on 2 CPU cores (the backbone is cached in bench/work/)
+    python bench/frozen_backbone.py          # ~50 min on 2 CPU cores (the backbone is cached in bench/work/)
+    python bench/frozen_backbone.py --query-hidden 512   # only the MLP-query row
 """
 import argparse, json, time
 import pandas as pd
@@ -42,13 +43,52 @@ def pretrain_backbone(path, tok, steps, seed=0, dim=128, layers=4, lr=2e-3, batc
     return time.time() - t0
 
 
+def train_frozen_memory(bdir, tok, query_hidden, steps, seed):
+    "Wrap the frozen backbone in `bdir` with memory layers 1 and 3 and train only the memory parts; (model, seconds)."
+    mcfg = ExplicitLMConfig(knowledge_num=4096, knowledge_length=16, knowledge_dim=64, num_candidates=8,
+                            num_candidates_internal=64, memory_layers=[1, 3], fusion_dim=64, max_seq_len=128,
+                            query_hidden=query_hidden, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    t0 = time.time()
+    res = train_memory(mcfg, TrainConfig(out_dir=str(WORK / f"frozen_memory_q{query_hidden}_s{steps}"), init_from=str(bdir),
+                                         max_steps=steps, batch_size=8, fact_sequences=24, learning_rate=2e-3,
+                                         warmup_steps=30, eval_every=500, eval_batches=8, save_every=10**9, log_every=100,
+                                         monitor_generations=0, progress=False, cache_dir=str(WORK / "cache"), seed=seed,
+                                         freeze_keys=True))
+    return res.model.eval(), time.time() - t0
+
+
+def quality(m, tok, facts, mcq, rec=None):
+    "Recall (train / bank-only people), the bank-only multiple-choice accuracy and the held-out text loss of `m`."
+    s = K.summarize_recall(rec if rec is not None else K.recall_and_hits(m, tok, facts))
+    mc = mcq_accuracy(m, tok, mcq, facts, progress=False)["per_item"]
+    r = dict(recall_train=s["recall_train"], recall_bank_only=s["recall_bank_only"],
+             mcq_bank_only=float(mc[mc.split == "bank_only"].correct.mean()),
+             eval_loss=eval_loss(m, DATA / "pretrain_eval.jsonl", tok, progress=False)["loss"])
+    if "hit@1_bank_only" in s: r["hit@1_bank_only"] = s["hit@1_bank_only"]
+    return r
+
+
+def bank_metrics(m, tok, facts):
+    "What only a model with a bank can do: edits, locality, insertion, deletion, other phrasings, two hops."
+    e = K.edit_efficacy(m, tok, facts, n=300, n_local=600)
+    return {"edit_train": e["efficacy_train"], "edit_bank_only": e["efficacy_bank_only"],
+            "locality_same_subject": e["locality_same_subject"], "locality_others": e["locality_other_subjects"],
+            "insertion": K.insertion(m, tok, facts, n_people=100)["recall"],
+            "deleted_still_old": K.deletion(m, tok, facts, n=300)["still_old"],
+            "paraphrase_min": float(K.paraphrase_recall(m, tok, K.load_probes("paraphrase_probes"), splits=("bank_only",))["bank_only"].min()),
+            "two_hop": K.two_hop(m, tok, facts, K.load_probes("two_hop_probes"), n_edits=0)["two_hop"]}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone-steps", type=int, default=1500)
     ap.add_argument("--memory-steps", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--query-hidden", type=int, nargs="+", default=[0, 512],
+                    help="one memory row per value: 0 = the seeds' linear query projection, >0 = an MLP with that many units")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     tok = load_local_tokenizer()
     facts, mcq = load_facts(DATA / "facts.jsonl"), load_omcq(DATA / "omcq_heldout.json")
     bdir = WORK / f"qwen3_backbone_s{a.backbone_steps}"
@@ -56,38 +96,17 @@ def main(argv=None):
     backbone = Qwen3ForCausalLM.from_pretrained(bdir, local_files_only=True).eval()
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     base_rec = K.recall_and_hits(backbone, tok, facts)
-    mcfg = ExplicitLMConfig(knowledge_num=4096, knowledge_length=16, knowledge_dim=64, num_candidates=8,
-                            num_candidates_internal=64, memory_layers=[1, 3], fusion_dim=64, max_seq_len=128,
-                            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-    t0 = time.time()
-    res = train_memory(mcfg, TrainConfig(out_dir=str(WORK / f"frozen_memory_s{a.memory_steps}"), init_from=str(bdir),
-                                         max_steps=a.memory_steps, batch_size=8, fact_sequences=24, learning_rate=2e-3,
-                                         warmup_steps=30, eval_every=500, eval_batches=8, save_every=10**9, log_every=20,
-                                         monitor_generations=0, progress=False, cache_dir=str(WORK / "cache"), seed=a.seed,
-                                         freeze_keys=True))
-    secs = time.time() - t0
-    model = res.model.eval()
-    after = {k.replace("decoder_layer.", ""): v for k, v in model.backbone.state_dict().items()}
-    identical = all(torch.equal(after[k], v) for k, v in before.items())
-    rows = []
-    for name, m in (("backbone alone (frozen Qwen3-arch LM)", backbone), ("ExplicitLM: backbone + trained memory", model)):
-        rec = base_rec if m is backbone else K.recall_and_hits(m, tok, facts)
-        s = K.summarize_recall(rec)
-        mc = mcq_accuracy(m, tok, mcq, facts, progress=False)["per_item"]
-        r = dict(row=name, params=n_params(m), trainable=sum(p.numel() for p in m.parameters() if p.requires_grad) if m is model else 0,
-                 recall_train=s["recall_train"], recall_bank_only=s["recall_bank_only"],
-                 mcq_bank_only=float(mc[mc.split == "bank_only"].correct.mean()),
-                 eval_loss=eval_loss(m, DATA / "pretrain_eval.jsonl", tok, progress=False)["loss"])
-        if m is model:
-            e = K.edit_efficacy(m, tok, facts, n=300, n_local=600)
-            r.update({"hit@1_bank_only": s["hit@1_bank_only"], "edit_train": e["efficacy_train"], "edit_bank_only": e["efficacy_bank_only"],
-                      "locality_same_subject": e["locality_same_subject"], "locality_others": e["locality_other_subjects"],
-                      "insertion": K.insertion(m, tok, facts, n_people=100)["recall"],
-                      "deleted_still_old": K.deletion(m, tok, facts, n=300)["still_old"],
-                      "paraphrase_min": float(K.paraphrase_recall(m, tok, K.load_probes("paraphrase_probes"), splits=("bank_only",))["bank_only"].min()),
-                      "two_hop": K.two_hop(m, tok, facts, K.load_probes("two_hop_probes"), n_edits=0)["two_hop"],
-                      "backbone_bit_identical": identical, "memory_train_s": round(secs)})
-        rows.append(r); print(r, flush=True)
+    rows = [dict(row="backbone alone (frozen Qwen3-arch LM)", params=n_params(backbone), trainable=0,
+                 **quality(backbone, tok, facts, mcq, base_rec))]
+    print(rows[-1], flush=True)
+    for query_hidden in a.query_hidden:
+        model, secs = train_frozen_memory(bdir, tok, query_hidden, a.memory_steps, a.seed)
+        after = {k.replace("decoder_layer.", ""): v for k, v in model.backbone.state_dict().items()}
+        name = f"+ memory, MLP query (query_hidden={query_hidden})" if query_hidden else "+ memory, linear query (the seeds')"
+        rows.append(dict(row=name, params=n_params(model), trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                         **quality(model, tok, facts, mcq), **bank_metrics(model, tok, facts),
+                         backbone_bit_identical=all(torch.equal(after[k], v) for k, v in before.items()), memory_train_s=round(secs)))
+        print(rows[-1], flush=True)
     notes = [f"Backbone: Qwen3ForCausalLM (hidden 128, 4 layers, tied embeddings) trained {a.backbone_steps} steps on "
              "data/pretrain.jsonl (batch 32, plain causal-LM loss); saved as a local Hugging Face directory and loaded "
              "with local_files_only.",
@@ -96,7 +115,7 @@ def main(argv=None):
              "backbone_bit_identical: every backbone tensor compared with torch.equal before and after memory training.",
              "Metrics as in bench/results/knowledge.md."]
     write_result("frozen_backbone", "The seeds' main flow: a frozen pretrained backbone reads the bank", pd.DataFrame(rows), notes,
-                 dict(backbone_steps=a.backbone_steps, memory_steps=a.memory_steps, seed=a.seed))
+                 dict(backbone_steps=a.backbone_steps, memory_steps=a.memory_steps, query_hidden=a.query_hidden, seed=a.seed))
 
 
 if __name__ == "__main__":

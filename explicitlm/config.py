@@ -61,6 +61,8 @@ class ExplicitLMConfig(PreTrainedConfig):
     use_gumbel: bool = False        # Gumbel-Softmax (straight-through) selection in training (the seeds': true)
     query_mode: str = "token"       # "token" (per position), "mean" (whole sequence, as ExplicitLM), "causal_mean"
     query_source: str = "residual"  # what queries the bank: "residual" (x + h_attn) or "attention" (h_attn only, the seeds')
+    query_hidden: int = 0           # hidden units of an MLP query projection (0: one linear map, the seeds'); a frozen
+                                    # backbone's states were never trained to be queries, and an MLP finds entries better there
     key_layout: str = "content"     # "content": the two sub-key sets are clustered from the entries' own keys and every entry
                                     # sits in its best cell, so an edit re-places it at once; "learned": trained keys, cell i is
                                     # entry i (the seeds')
@@ -108,6 +110,7 @@ class ExplicitLMConfig(PreTrainedConfig):
                   (self.reader in READERS, f"reader={self.reader!r} must be one of {READERS}"),
                   (self.query_source in QUERY_SOURCES, f"query_source={self.query_source!r} must be one of {QUERY_SOURCES}"),
                   (self.subkey_topk >= 1, f"subkey_topk={self.subkey_topk} must be >= 1"),
+                  (self.query_hidden >= 0, f"query_hidden={self.query_hidden} must be >= 0 (0: a linear query projection)"),
                   (-1.0 <= self.null_threshold <= 1.0, f"null_threshold={self.null_threshold} must be a cosine in [-1, 1]"),
                   (not (self.copy_head and self.reader != "slots"),
                    f"copy_head=True needs reader='slots' (the {self.reader!r} reader keeps no tokens to copy): pass copy_head=False")]

@@ -19,8 +19,8 @@ from .data import PretrainDataset, make_dataloader, read_jsonl, load_omcq
 from .monitor import mean_repetition_rate, usage_counts, selection_entropy
 
 # %% auto #0
-__all__ = ['HIT_COLUMNS', 'COMPARE_COLUMNS', 'load_facts', 'default_paths', 'check_vocab', 'eval_mode', 'subsample',
-           'shifted_nll', 'as_dataloader', 'eval_loss', 'continuation_logprobs', 'continuation_samples',
+__all__ = ['HIT_COLUMNS', 'COMPARE_COLUMNS', 'load_facts', 'default_paths', 'check_vocab', 'context_length', 'eval_mode',
+           'subsample', 'shifted_nll', 'as_dataloader', 'eval_loss', 'continuation_logprobs', 'continuation_samples',
            'generation_stats', 'answer_index', 'mcq_prompt', 'mcq_accuracy', 'answer_matches', 'greedy_continuations',
            'fact_recall', 'fact_bank_index', 'trace_hits', 'memory_layers', 'memory_hits', 'summarize_hits',
            'memory_hit_rate', 'hit_rate_by_correctness', 'selection_stats', 'evaluate_model', 'compare_checkpoints']
@@ -60,6 +60,12 @@ def _require(items, what: str) -> list:
 def _device(model) -> torch.device:
     return next(model.parameters()).device
 
+def context_length(model) -> int:
+    "Longest sequence `model` takes: our configs' `max_seq_len`, or a Hugging Face config's `max_position_embeddings`."
+    n = getattr(model.config, "max_seq_len", None) or getattr(model.config, "max_position_embeddings", None)
+    if not n: raise ValueError(f"{type(model).__name__}.config has neither max_seq_len nor max_position_embeddings: set one")
+    return int(n)
+
 @contextmanager
 def eval_mode(model):
     "Run the block with `model.eval()` and `torch.no_grad()`, restoring the previous training mode afterwards."
@@ -98,7 +104,7 @@ def as_dataloader(data, tokenizer, batch_size: int = 16, max_seq_len: int = 512)
 def eval_loss(model, data, tokenizer, batch_size: int = 16, max_batches: int | None = None, progress: bool = True) -> dict:
     "Token-weighted held-out loss of `model` on `data` (see `as_dataloader`): `dict(loss, perplexity, tokens)`."
     check_vocab(model, tokenizer)
-    loader = as_dataloader(data, tokenizer, batch_size, model.config.max_seq_len)
+    loader = as_dataloader(data, tokenizer, batch_size, context_length(model))
     total, count, dev = 0.0, 0, _device(model)
     n = len(loader) if max_batches is None else min(max_batches, len(loader))
     with eval_mode(model):
@@ -117,7 +123,7 @@ def continuation_logprobs(model, prompts: Sequence[Sequence[int]], continuations
                           batch_size: int = 64, pad_id: int = 0, progress: bool = True) -> list[torch.Tensor]:
     "Per-token log-probabilities `[len(c)]` of each continuation `c` given its prompt (right-padded batches, teacher forcing)."
     if len(prompts) != len(continuations): raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
-    out, dev, max_len = [], _device(model), model.config.max_seq_len
+    out, dev, max_len = [], _device(model), context_length(model)
     starts = range(0, len(prompts), batch_size)
     with eval_mode(model):
         for s in tqdm(starts, desc="scoring", disable=not progress or len(starts) < 10, leave=False):
@@ -150,9 +156,9 @@ def continuation_samples(model, tokenizer, texts, n_prompt_tokens: int = 30, max
     "Prompt (first `n_prompt_tokens`), predicted and true continuation, loss of the true one, generated length, EOS: one row per text."
     check_vocab(model, tokenizer)
     texts, eos = _texts_from(texts), tokenizer.eos_token_id
-    budget = model.config.max_seq_len - n_prompt_tokens
+    budget = context_length(model) - n_prompt_tokens
     if n_prompt_tokens < 1 or budget < 1:
-        raise ValueError(f"n_prompt_tokens={n_prompt_tokens} must be in 1..max_seq_len-1={model.config.max_seq_len - 1}")
+        raise ValueError(f"n_prompt_tokens={n_prompt_tokens} must be in 1..max_seq_len-1={context_length(model) - 1}")
     rows = []
     for t in texts:
         ids = tokenizer.encode(t, add_special_tokens=False) + [eos]

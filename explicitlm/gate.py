@@ -15,7 +15,7 @@ from .bank import EntryEncoder, MemoryBank
 
 # %% auto #0
 __all__ = ['product_key_topk', 'assign_cells', 'cell_table', 'cell_candidates', 'GateOutput', 'pool_queries', 'select_candidates',
-           'ProductKeyGate', 'inner_product_kmeans', 'cluster_all_keys']
+           'query_projection', 'ProductKeyGate', 'inner_product_kmeans', 'cluster_all_keys']
 
 # %% ../nbs/02_gate.ipynb #c006
 def product_key_topk(query: torch.Tensor, keys: torch.Tensor, k: int, k_half: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,6 +104,12 @@ def select_candidates(logits: torch.Tensor, k: int, temperature: float = 1.0, gu
     p = probs.gather(-1, pos)
     return pos, (p - p.detach()) + 1.0, probs
 
+# %% ../nbs/02_gate.ipynb #c040
+def query_projection(hidden_size: int, knowledge_dim: int, hidden: int = 0) -> nn.Module:
+    "Map hidden states to queries: one linear map (the seeds') or, with `hidden > 0`, an MLP with `hidden` GELU units."
+    if not hidden: return nn.Linear(hidden_size, knowledge_dim, bias=False)
+    return nn.Sequential(nn.Linear(hidden_size, hidden), nn.GELU(), nn.Linear(hidden, knowledge_dim, bias=False))
+
 # %% ../nbs/02_gate.ipynb #c016
 class ProductKeyGate(nn.Module):
     "Product-key memory gate: query projection, two sets of sqrt(knowledge_num) sub-keys, two-stage selection."
@@ -111,7 +117,7 @@ class ProductKeyGate(nn.Module):
         super().__init__()
         self.config, self.hidden_size = config, hidden_size or config.dim
         kd = config.knowledge_dim
-        self.gate_proj = nn.Linear(self.hidden_size, kd, bias=False)
+        self.gate_proj = query_projection(self.hidden_size, kd, config.query_hidden)
         keys = torch.randn(2, config.num_keys, kd // 2) / math.sqrt(kd // 2)
         if config.key_layout == "learned": self.keys = nn.Parameter(keys)
         else:
@@ -164,7 +170,7 @@ class ProductKeyGate(nn.Module):
         "The logit of 'no entry' (cosine scores only): the gate selects nothing where every candidate scores below it."
         return self.log_scale.exp() * self.null_threshold if hasattr(self, "null_threshold") else None
 
-# %% ../nbs/02_gate.ipynb #c041
+# %% ../nbs/02_gate.ipynb #c044
 @patch
 def weights_signature(self: ProductKeyGate, embed: nn.Module) -> tuple:
     "Version counters of everything an entry's key depends on (changes whenever those weights are modified in place)."
@@ -225,7 +231,7 @@ def cluster_keys(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, iters
     self.synced = (bank, bank.version, self.weights_signature(embed))
     return self
 
-# %% ../nbs/02_gate.ipynb #c043
+# %% ../nbs/02_gate.ipynb #c046
 @patch
 def candidates(self: ProductKeyGate, x: torch.Tensor, attention_mask: torch.Tensor | None = None):
     "Stage 1 only: queries `[B, S, knowledge_dim]`, candidate scores and entries `[B, S', num_candidates_internal]` (-1: none)."
@@ -247,7 +253,7 @@ def candidate_keys(self: ProductKeyGate, entries: torch.Tensor, bank: MemoryBank
     "Keys `[*entries.shape, knowledge_dim]` of `entries`: fresh, with gradients, where the selection's gradient trains them."
     e = entries.clamp(min=0)
     if self.key_cache is not None and not (self.keys_learn_from_selection and self.training and torch.is_grad_enabled()):
-        return self.key_cache[e].to(self.gate_proj.weight.dtype)
+        return self.key_cache[e].to(next(self.gate_proj.parameters()).dtype)
     uniq, inverse = torch.unique(e, return_inverse=True)                  # encode each entry once
     k = self.entry_keys(bank.tokens[uniq], embed)
     return k.index_select(0, inverse.flatten()).view(*entries.shape, -1)
