@@ -76,7 +76,7 @@ def trained(name: str, model_type: str, mcfg, steps: int, seed: int = 0, retrain
     if ck.exists() and (out / "bench_meta.json").exists() and not retrain:
         meta = json.loads((out / "bench_meta.json").read_text())
         return load_trained(ck, tok), meta["train_seconds"], pd.read_csv(out / "metrics.csv")
-    tc = TrainConfig(out_dir=str(out), model_type=model_type, max_steps=steps, seed=seed, progress=False,
+    tc = TrainConfig(out_dir=str(out), model_type=model_type, max_steps=steps, seed=seed, progress=False, overwrite=True,
                      cache_dir=str(WORK / "cache"), **{**RECIPE, **recipe})
     t0 = time.time()
     res = pretrain(mcfg, tc)

@@ -53,7 +53,7 @@ def train_frozen_memory(bdir, tok, query_hidden, steps, seed):
                                          max_steps=steps, batch_size=8, fact_sequences=24, learning_rate=2e-3,
                                          warmup_steps=30, eval_every=500, eval_batches=8, save_every=10**9, log_every=100,
                                          monitor_generations=0, progress=False, cache_dir=str(WORK / "cache"), seed=seed,
-                                         freeze_keys=True))
+                                         freeze_keys=True, overwrite=True))
     return res.model.eval(), time.time() - t0
 
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .config import ExplicitLMConfig, is_perfect_square
+from .files import load_torch, save_torch
 
 # %% auto #0
 __all__ = ['read_knowledge_texts', 'MemoryBank', 'tokenizer_fingerprint', 'bank_cache_key', 'build_bank', 'EntryEncoder']
@@ -302,22 +303,27 @@ def find(self: MemoryBank, texts: Sequence[str], tokenizer=None) -> list[int | N
 # %% ../nbs/01_bank.ipynb #c035
 @patch
 def save(self: MemoryBank, path: str | Path):
-    "Save tokens, valid and frozen masks and metadata to `path` (a `.pt` file)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"tokens": self.tokens.cpu(), "valid": self.valid.cpu(), "frozen": self.frozen.cpu(),
-                "meta": {"knowledge_num": self.knowledge_num, "knowledge_length": self.knowledge_length,
-                         "pad_token_id": self.pad_token_id, "vocab_size": self.vocab_size}}, path)
-    return path
+    "Save tokens, valid and frozen masks and metadata to `path` (a `.pt` file), atomically."
+    return save_torch({"tokens": self.tokens.cpu(), "valid": self.valid.cpu(), "frozen": self.frozen.cpu(),
+                       "meta": {"knowledge_num": self.knowledge_num, "knowledge_length": self.knowledge_length,
+                                "pad_token_id": self.pad_token_id, "vocab_size": self.vocab_size}}, path)
 
 @patch(cls_method=True)
 def load(cls: MemoryBank, path: str | Path, tokenizer=None) -> MemoryBank:
-    "Load a bank written by `save`."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"memory bank file not found: {path}")
-    d = torch.load(path, map_location="cpu", weights_only=True)
+    "Load a bank written by `save` (no code runs; every tensor's shape and the token ids are checked against the metadata)."
+    d = load_torch(path, "memory bank file")
+    if not (isinstance(d, dict) and {"tokens", "valid", "frozen", "meta"} <= set(d)):
+        raise ValueError(f"{path} is not a memory bank file: expected tokens, valid, frozen and meta")
     m = d["meta"]
     bank = cls(m["knowledge_num"], m["knowledge_length"], m["pad_token_id"], m["vocab_size"])
-    bank.tokens.copy_(d["tokens"]); bank.valid.copy_(d["valid"]); bank.frozen.copy_(d["frozen"])
+    n, l = bank.knowledge_num, bank.knowledge_length
+    for name, shape in (("tokens", (n, l)), ("valid", (n,)), ("frozen", (n,))):
+        if tuple(d[name].shape) != shape:
+            raise ValueError(f"{path}: {name} has shape {tuple(d[name].shape)}, its metadata says {shape}: the file is damaged")
+    t = d["tokens"]
+    if t.is_floating_point() or (t.numel() and (t.min() < 0 or (m["vocab_size"] and t.max() >= m["vocab_size"]))):
+        raise ValueError(f"{path}: token ids must be integers in [0, vocab_size={m['vocab_size']}): the file is damaged")
+    bank.tokens.copy_(t); bank.valid.copy_(d["valid"]); bank.frozen.copy_(d["frozen"])
     bank.tokenizer = tokenizer
     return bank
 
@@ -334,13 +340,24 @@ def bank_cache_key(texts: Sequence[str], tokenizer, knowledge_num: int, knowledg
     h.update(f"{tokenizer_fingerprint(tokenizer)}|{knowledge_num}|{knowledge_length}".encode())
     return h.hexdigest()[:20]
 
+def _load_cached_bank(path: Path, tokenizer, knowledge_num: int, knowledge_length: int) -> MemoryBank | None:
+    "The bank cached at `path` if it is there, readable and of this shape; None otherwise (a bad cache is only derived data)."
+    if not path.exists(): return None
+    try: bank = MemoryBank.load(path, tokenizer)
+    except ValueError as e:
+        warnings.warn(f"memory bank cache unusable, rebuilding it: {e}"); return None
+    if (bank.knowledge_num, bank.knowledge_length) != (knowledge_num, knowledge_length):
+        warnings.warn(f"memory bank cache {path} holds a {bank.knowledge_num}x{bank.knowledge_length} bank, not "
+                      f"{knowledge_num}x{knowledge_length}: rebuilding it"); return None
+    return bank
+
 def build_bank(source, tokenizer, knowledge_num: int, knowledge_length: int, cache_dir: str | Path | None = "data/cache",
                recompute_cache: bool = False, freeze_ratio: float = 0.0, seed: int = 0, verbose: bool = True) -> MemoryBank:
     "Bank from a knowledge file or list of texts, via a cache in `cache_dir` (None: no cache)."
     texts = read_knowledge_texts(source, limit=knowledge_num)
     path = Path(cache_dir)/f"bank_{bank_cache_key(texts, tokenizer, knowledge_num, knowledge_length)}.pt" if cache_dir else None
-    if path is not None and path.exists() and not recompute_cache:
-        bank = MemoryBank.load(path, tokenizer)
+    bank = _load_cached_bank(path, tokenizer, knowledge_num, knowledge_length) if path is not None and not recompute_cache else None
+    if bank is not None:
         if verbose: print(f"memory bank: loaded {int(bank.valid.sum())} entries from cache {path}")
     else:
         bank = MemoryBank.from_texts(texts, tokenizer, knowledge_num, knowledge_length)

@@ -4,13 +4,14 @@
 
 # %% ../nbs/00_config.ipynb #c003
 from __future__ import annotations
-import math, typing, types
+import difflib, math, typing, types
 from dataclasses import dataclass, fields, MISSING
 from transformers import PreTrainedConfig
 
 # %% auto #0
-__all__ = ['QUERY_MODES', 'ENTRY_POOLINGS', 'KEY_LAYOUTS', 'RETRIEVAL_SCORES', 'READERS', 'QUERY_SOURCES', 'SEEDS_DESIGN',
-           'is_perfect_square', 'ExplicitLMConfig', 'own_fields', 'parse_value', 'apply_overrides', 'tiny_config']
+__all__ = ['QUERY_MODES', 'ENTRY_POOLINGS', 'KEY_LAYOUTS', 'RETRIEVAL_SCORES', 'READERS', 'QUERY_SOURCES', 'HF_CONFIG_KEYS',
+           'SEEDS_DESIGN', 'is_perfect_square', 'check_type', 'ExplicitLMConfig', 'own_fields', 'parse_value',
+           'apply_overrides', 'tiny_config']
 
 # %% ../nbs/00_config.ipynb #c005
 def is_perfect_square(n: int) -> bool:
@@ -24,6 +25,22 @@ KEY_LAYOUTS = ("content", "learned")
 RETRIEVAL_SCORES = ("cosine", "dot")
 READERS = ("slots", "pooled")
 QUERY_SOURCES = ("residual", "attention")
+
+# keys a saved Hugging Face config carries beside ours (`from_pretrained` passes them on)
+HF_CONFIG_KEYS = {"model_type", "transformers_version", "architectures", "_name_or_path", "dtype", "torch_dtype",
+                  "_commit_hash", "_attn_implementation_autoset"}
+
+def check_type(f, v):
+    "Raise `ValueError` naming the field when `v` is not of field `f`'s declared type (bool, int, float, str, list, or None)."
+    tp = f.type if not isinstance(f.type, str) else eval(f.type, {**vars(typing), "list": list, "dict": dict})
+    if v is None and type(None) in typing.get_args(tp): return
+    bt = _base_type(tp)
+    ok = {bool: lambda: isinstance(v, bool), int: lambda: isinstance(v, int) and not isinstance(v, bool),
+          float: lambda: isinstance(v, (int, float)) and not isinstance(v, bool), str: lambda: isinstance(v, str),
+          list: lambda: isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)}.get(bt)
+    if ok is not None and not ok():
+        raise ValueError(f"{f.name}={v!r} must be {'a list of ints' if bt is list else getattr(bt, '__name__', bt)}"
+                         f"{' or None' if type(None) in typing.get_args(tp) else ''}, not {type(v).__name__}")
 
 @dataclass(repr=False)
 class ExplicitLMConfig(PreTrainedConfig):
@@ -55,7 +72,7 @@ class ExplicitLMConfig(PreTrainedConfig):
     ema_decay: float = 0.9          # EMA factor for bank updates (new = decay*old + (1-decay)*target)
     # --- product-key gate (retrieval) ---
     num_candidates: int = 8         # candidates kept after stage-2 re-scoring (selection picks among these)
-    num_candidates_internal: int = 128  # entries retrieved by the product-key stage (stage 1)
+    num_candidates_internal: int = 128  # entries retrieved by the product-key stage (stage 1; at most all filled entries)
     num_selected: int = 1           # entries selected per position after re-scoring
     gumbel_temperature: float = 1.0
     use_gumbel: bool = False        # Gumbel-Softmax (straight-through) selection in training (the seeds': true)
@@ -80,9 +97,15 @@ class ExplicitLMConfig(PreTrainedConfig):
     memory_layers: list[int] | None = None  # which layers get memory (None: all)
 
     def __post_init__(self, **kwargs):
+        unknown = sorted(set(kwargs) - HF_CONFIG_KEYS)
+        if unknown:
+            names = [f.name for f in own_fields(type(self))]
+            hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, names, 1)) else k for k in unknown]
+            raise TypeError(f"unknown config key(s): {', '.join(hints)}; valid keys: {', '.join(names)}")
         for f in own_fields(type(self)):      # accept ints where floats are declared (dropout=0)
             v = getattr(self, f.name)
             if _base_type(f.type) is float and isinstance(v, int) and not isinstance(v, bool): setattr(self, f.name, float(v))
+            check_type(f, v)
         self.validate()
         super().__post_init__(**kwargs)
 
@@ -92,7 +115,21 @@ class ExplicitLMConfig(PreTrainedConfig):
             r = math.isqrt(max(self.knowledge_num, 0))
             raise ValueError(f"knowledge_num={self.knowledge_num} must be a perfect square (product keys use sqrt(knowledge_num) "
                              f"keys per half); nearest: {r*r} or {(r+1)**2}")
+        for name in ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "max_seq_len", "multiple_of", "num_candidates",
+                     "knowledge_dim"):
+            if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        for name in ("norm_eps", "rope_theta"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)): raise ValueError(f"{name}={v} must be a positive finite number")
         checks = [(self.dim % self.n_heads == 0, f"dim={self.dim} must be divisible by n_heads={self.n_heads}"),
+                  ((self.dim // self.n_heads) % 2 == 0, f"dim / n_heads = {self.dim // self.n_heads} must be even (rotary "
+                   f"embeddings rotate pairs of dimensions): change dim={self.dim} or n_heads={self.n_heads}"),
+                  (0.0 <= self.dropout < 1.0, f"dropout={self.dropout} must be in [0, 1)"),
+                  (self.hidden_dim is None or self.hidden_dim >= 1, f"hidden_dim={self.hidden_dim} must be >= 1 (or None)"),
+                  (self.fusion_dim is None or self.fusion_dim >= 1, f"fusion_dim={self.fusion_dim} must be >= 1 (or None)"),
+                  (self.memory_layers is None or (len(self.memory_layers) > 0 and all(i >= 0 for i in self.memory_layers)),
+                   f"memory_layers={self.memory_layers} must be a non-empty list of layer indices >= 0 (or None: every layer)"),
+
                   (self.n_heads % self.n_kv_heads == 0, f"n_heads={self.n_heads} must be divisible by n_kv_heads={self.n_kv_heads}"),
                   (self.knowledge_dim % 2 == 0, f"knowledge_dim={self.knowledge_dim} must be even (it is split into two product-key halves)"),
                   (self.knowledge_length > 0, f"knowledge_length={self.knowledge_length} must be positive"),

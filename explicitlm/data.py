@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset, DataLoader
 from tqdm.auto import tqdm
 from .corpus import bundled_data_dir, OMCQ_INSTRUCTION, LETTERS
+from .files import atomic_path
 
 # %% auto #0
 __all__ = ['CHAT_ROLES', 'JsonlReader', 'read_jsonl', 'load_records', 'load_local_tokenizer', 'pad_item', 'PretrainDataset',
@@ -136,8 +137,15 @@ class SFTDataset(Dataset):
         if tokenizer.convert_tokens_to_ids("<|im_end|>") in (None, tokenizer.unk_token_id):
             raise ValueError("tokenizer has no <|im_end|> token; use the local ChatML tokenizer")
         self.tokenizer, self.max_seq_len = tokenizer, max_seq_len
-        self.conversations = [validate_conversation(r.get(conversations_key), where)
-                              for where, r in load_records(path_or_records, on_error)]
+        convs = [(where, validate_conversation(r.get(conversations_key), where)) for where, r in load_records(path_or_records, on_error)]
+        # an answer cut off by max_seq_len leaves no labelled token: such an item would give a NaN loss, so it is dropped, loudly
+        cut = {w: None for w, c in convs if all(l == -100 for l in encode_conversation(c, tokenizer)[1][1:max_seq_len])}
+        first = next(iter(cut), None)
+        if cut and len(cut) == len(convs):
+            raise ValueError(f"no conversation has an answer token within max_seq_len={max_seq_len} (e.g. {first}): raise max_seq_len")
+        if cut: warnings.warn(f"dropped {len(cut)} of {len(convs)} conversation(s) whose answer starts after max_seq_len={max_seq_len} "
+                              f"tokens (first: {first}); raise max_seq_len to keep them")
+        self.conversations = [c for w, c in convs if w not in cut]
 
     def __len__(self): return len(self.conversations)
 
@@ -194,18 +202,21 @@ def convert_omcq_to_sft(input_path: str | Path, output_path: str | Path, max_sam
     "Convert OMCQ items to chat SFT JSONL (`{'conversations': [...]}` per line); return the number written."
     if on_error not in ("raise", "skip"): raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     if max_samples is not None and max_samples < 0: raise ValueError(f"max_samples must be >= 0, got {max_samples}")
+    out = Path(output_path)
+    if out.exists() and out.resolve() == Path(input_path).resolve():
+        raise ValueError(f"--output {output_path} is the input file: write the conversations to another file")
     items = load_omcq(input_path)
-    out = Path(output_path); out.parent.mkdir(parents=True, exist_ok=True)
-    written = skipped = 0
-    with open(out, "w", encoding="utf-8") as fh:
-        for i, item in enumerate(tqdm(items, desc="omcq->sft", disable=not progress)):
-            if max_samples is not None and written >= max_samples: break
-            try: conv = omcq_to_conversation(item, f"{input_path}, item {i}")
-            except ValueError:
-                if on_error == "raise": raise
-                skipped += 1; continue
-            fh.write(json.dumps({"conversations": conv}, ensure_ascii=False) + "\n")
-            written += 1
+    n = len(items) if max_samples is None else min(max_samples, len(items))
+    convs, skipped = [], 0                        # convert everything first: a bad item leaves the output untouched
+    for i, item in enumerate(tqdm(items, desc="omcq->sft", total=len(items), disable=not progress)):
+        if len(convs) >= n: break
+        try: convs.append(omcq_to_conversation(item, f"{input_path}, item {i}"))
+        except ValueError:
+            if on_error == "raise": raise
+            skipped += 1
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for conv in convs: fh.write(json.dumps({"conversations": conv}, ensure_ascii=False) + "\n")
+    written = len(convs)
     if skipped: warnings.warn(f"{input_path}: skipped {skipped} malformed OMCQ item(s)")
     return written
 
@@ -218,5 +229,6 @@ def convert_omcq_cli(argv: list[str] | None = None) -> None:
     p.add_argument("--max-samples", type=int, default=None, help="convert at most this many items")
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise", help="what to do with malformed items")
     a = p.parse_args(argv)
-    n = convert_omcq_to_sft(a.input, a.output, a.max_samples, a.on_error, progress=True)
+    try: n = convert_omcq_to_sft(a.input, a.output, a.max_samples, a.on_error, progress=True)
+    except (ValueError, FileNotFoundError) as e: p.exit(2, f"{p.prog}: error: {e}\n")
     print(f"wrote {n} conversations to {a.output}")

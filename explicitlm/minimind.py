@@ -20,7 +20,8 @@ from .gate import cluster_all_keys
 
 # %% auto #0
 __all__ = ['BLOCK_KINDS', 'rope_tables', 'apply_rope', 'Attention', 'FeedForward', 'MiniMindBlock', 'MemoryLMOutput',
-           'MiniMindLM', 'MemoryLM', 'BaselineLM', 'NoFFNLM', 'parameter_table', 'compare_sizes', 'sample_next']
+           'MiniMindLM', 'MemoryLM', 'BaselineLM', 'NoFFNLM', 'parameter_table', 'compare_sizes', 'sample_next',
+           'check_generation_args']
 
 # %% ../nbs/07_minimind.ipynb #c006
 def rope_tables(head_dim: int, end: int, theta: float = 1e6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,6 +121,13 @@ class MiniMindLM(PreTrainedModel):
 
     def __init__(self, config: ExplicitLMConfig):
         super().__init__(config)
+        bad = [i for i in config.memory_layers or [] if i >= config.n_layers]
+        if bad and self.block_kind == "memory":
+            raise ValueError(f"memory_layers={config.memory_layers}: layer(s) {bad} do not exist with n_layers={config.n_layers} "
+                             f"(layers are 0..{config.n_layers - 1})")
+        for name in ("pad_token_id", "eos_token_id"):
+            if not 0 <= getattr(config, name) < config.vocab_size:
+                raise ValueError(f"{name}={getattr(config, name)} is outside the vocabulary (vocab_size={config.vocab_size})")
         self.tok_embeddings = nn.Embedding(config.vocab_size, config.dim)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList([MiniMindBlock(i, config, self.kind_of_layer(i)) for i in range(config.n_layers)])
@@ -265,13 +273,31 @@ def sample_next(logits: torch.Tensor, generated: torch.Tensor, temperature: floa
     return torch.multinomial(logits.softmax(-1), 1, generator=generator)
 
 # %% ../nbs/07_minimind.ipynb #c036
+def check_generation_args(input_ids: torch.Tensor, max_seq_len: int, max_new_tokens: int, temperature: float = 1.0,
+                          top_p: float = 1.0, repetition_penalty: float = 1.0):
+    "Raise `ValueError` naming the value for an empty or over-long prompt or an invalid sampling argument."
+    n = input_ids.shape[-1]
+    checks = [(n > 0, "the prompt is empty: give at least one token"),
+              (n < max_seq_len, f"the prompt has {n} tokens and max_seq_len={max_seq_len} leaves no room to generate: shorten it"),
+              (max_new_tokens >= 1, f"max_new_tokens={max_new_tokens} must be >= 1"),
+              (temperature >= 0, f"temperature={temperature} must be >= 0 (0: greedy)"),
+              (0 < top_p <= 1, f"top_p={top_p} must be in (0, 1]"),
+              (repetition_penalty > 0, f"repetition_penalty={repetition_penalty} must be > 0")]
+    for ok, msg in checks:
+        if not ok: raise ValueError(msg)
+
 @patch
-@torch.no_grad()
 def stream(self: MiniMindLM, input_ids: torch.Tensor, max_new_tokens: int = 64, temperature: float = 1.0,
             top_p: float = 1.0, repetition_penalty: float = 1.0, eos_token_id: int | None = None,
             use_cache: bool = True, seed: int | None = None) -> Iterator[torch.Tensor]:
     "Yield the next token ids `[B, 1]` one step at a time (stops when every sequence has emitted EOS)."
     if input_ids.dim() == 1: input_ids = input_ids[None]
+    check_generation_args(input_ids, self.config.max_seq_len, max_new_tokens, temperature, top_p, repetition_penalty)
+    return self._stream(input_ids, max_new_tokens, temperature, top_p, repetition_penalty, eos_token_id, use_cache, seed)
+
+@patch
+@torch.no_grad()
+def _stream(self: MiniMindLM, input_ids, max_new_tokens, temperature, top_p, repetition_penalty, eos_token_id, use_cache, seed):
     eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
     use_cache = use_cache and self.config.query_mode != "mean"
     g = torch.Generator(device=input_ids.device).manual_seed(seed) if seed is not None else None

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_train.ipynb #c003
 from __future__ import annotations
-import contextlib, csv, json, math, os, random, sys, time
+import contextlib, csv, json, math, os, random, shutil, sys, time
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 import torch
@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from accelerate import Accelerator
 from .config import ExplicitLMConfig, apply_overrides, own_fields
+from .files import atomic_path, load_torch, save_torch
 from .bank import build_bank
 from .minimind import MemoryLM, BaselineLM, NoFFNLM, MiniMindLM
 from .fusion import freeze_all_but_memory, parameter_report
@@ -22,11 +23,13 @@ from .counterfactual import FactStream, FactBatch
 from . import monitor
 
 # %% auto #0
-__all__ = ['MODEL_TYPES', 'METRIC_COLUMNS', 'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog',
-           'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint', 'load_trainer_state', 'load_trained',
-           'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch', 'bank_overlay',
-           'step_loss', 'ema_memory_update', 'TrainResult', 'fit', 'fact_stream', 'pretrain', 'split_eval',
-           'train_memory', 'parse_cli', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
+__all__ = ['MODEL_TYPES', 'METRIC_COLUMNS', 'CHECKPOINT_MARKER', 'RUN_FILES', 'RESUMABLE_CHANGES', 'TrainConfig',
+           'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog', 'truncate_metrics', 'evaluate', 'save_model',
+           'save_checkpoint', 'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint', 'load_trainer_state',
+           'load_trained', 'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch',
+           'bank_overlay', 'step_loss', 'ema_memory_update', 'TrainResult', 'prepare_out_dir', 'resume_conflicts',
+           'fit', 'fact_stream', 'pretrain', 'split_eval', 'train_memory', 'parse_cli', 'cli_errors', 'pretrain_cli',
+           'train_memory_cli', 'demo_cli']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -71,6 +74,8 @@ class TrainConfig:
     monitor_generations: int = 2        # prompts generated at each eval for the repetition signal (0 = skip)
     stop_on_danger: bool = False        # stop the run when a monitor signal reaches 'danger'
     save_every: int = 500
+    keep_last: int = 3                  # checkpoints kept in out_dir, the newest (0 = all of them)
+    overwrite: bool = False             # replace an earlier run's checkpoints and metrics in out_dir (else: refuse)
     log_every: int = 10
     seed: int = 42
     resume_from: str | None = None      # a checkpoint-{step} directory
@@ -81,11 +86,14 @@ class TrainConfig:
     def __post_init__(self):
         if self.model_type not in MODEL_TYPES: raise ValueError(f"model_type={self.model_type!r} must be one of {list(MODEL_TYPES)}")
         if self.mixed_precision not in ("no", "fp16", "bf16"): raise ValueError(f"mixed_precision={self.mixed_precision!r} must be no, fp16 or bf16")
-        for name in ("max_steps", "batch_size", "accumulation_steps", "eval_every", "save_every", "log_every"):
+        for name in ("max_steps", "batch_size", "accumulation_steps", "eval_every", "eval_batches", "save_every", "log_every"):
             if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         for name in ("counterfactual", "two_hop", "delete", "new_subjects", "teacher_forcing"):
             if not 0 <= getattr(self, name) <= 1: raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1]")
         if self.fact_sequences < 0: raise ValueError(f"fact_sequences={self.fact_sequences} must be >= 0")
+        if self.keep_last < 0: raise ValueError(f"keep_last={self.keep_last} must be >= 0 (0 keeps every checkpoint)")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"learning_rate={self.learning_rate} must be a positive finite number")
 
 # %% ../nbs/10_train.ipynb #c009
 def cpu_demo_config(tokenizer=None, **overrides) -> ExplicitLMConfig:
@@ -138,7 +146,7 @@ def truncate_metrics(path: str | Path, step: int):
     if not path.exists(): return
     rows = list(csv.reader(open(path)))
     keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
-    with open(path, "w", newline="") as f: csv.writer(f).writerows(keep)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f: csv.writer(f).writerows(keep)
 
 # %% ../nbs/10_train.ipynb #c021
 @torch.no_grad()
@@ -156,7 +164,9 @@ def evaluate(model, dataset, batch_size: int, max_batches: int, device=None, tok
         if getattr(out, "retrieval", None):
             mask = b["attention_mask"].bool()
             picked += [t.indices[mask].flatten() for t in out.retrieval if t is not None]
-    res = {"eval_loss": total / max(count, 1), "eval_tokens": count}
+    if not count: raise ValueError(f"the eval data gave no labelled token ({len(dataset)} items, eval_batches={max_batches}): "
+                                   "check eval_path (or that its texts are not all longer than max_seq_len)")
+    res = {"eval_loss": total / count, "eval_tokens": count}
     if picked:
         res["usage"] = monitor.usage_counts(picked, model.config.knowledge_num)
         res["selection_entropy"] = monitor.selection_entropy(res["usage"])
@@ -177,25 +187,52 @@ def save_model(model, path: Path):
     if hasattr(model, "save_memory"): model.save_memory(path)
     else: model.save_pretrained(path)
 
+CHECKPOINT_MARKER = "checkpoint.json"   # written last: lists every file of a complete checkpoint and its size
+
 def save_checkpoint(out_dir: Path, step: int, model, optimizer, scheduler, train_cfg: TrainConfig, extra: dict | None = None) -> Path:
-    "Write `out_dir/checkpoint-{step}/` (model + optimizer + scheduler + step + RNG + configs)."
+    "Write `out_dir/checkpoint-{step}/` (model + optimizer + scheduler + step + RNG + configs) atomically, marker last."
     ck = Path(out_dir) / f"checkpoint-{step}"
-    save_model(model, ck / "model")
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng_torch": torch.get_rng_state(), "rng_python": random.getstate(),
-                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "train_config": asdict(train_cfg), **(extra or {})}, ck / "trainer_state.pt")
+    with atomic_path(ck) as tmp:
+        save_model(model, tmp / "model")
+        torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng_torch": torch.get_rng_state(), "rng_python": random.getstate(),
+                    "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                    "train_config": asdict(train_cfg), **(extra or {})}, tmp / "trainer_state.pt")
+        files = {str(f.relative_to(tmp)): f.stat().st_size for f in sorted(tmp.rglob("*")) if f.is_file()}
+        (tmp / CHECKPOINT_MARKER).write_text(json.dumps({"step": step, "files": files}, indent=1), encoding="utf-8")
+    if train_cfg.keep_last: prune_checkpoints(out_dir, train_cfg.keep_last)
     return ck
 
+def checkpoint_steps(out_dir: str | Path) -> list[int]:
+    "Steps of the `checkpoint-N` directories in `out_dir`, ascending."
+    return sorted(int(p.name.split("-")[1]) for p in Path(out_dir).glob("checkpoint-*") if p.name.split("-")[1].isdigit())
+
+def prune_checkpoints(out_dir: str | Path, keep_last: int):
+    "Delete all but the newest `keep_last` checkpoints in `out_dir`."
+    for s in checkpoint_steps(out_dir)[:-keep_last]: shutil.rmtree(Path(out_dir) / f"checkpoint-{s}", ignore_errors=True)
+
+def check_checkpoint(ckpt: str | Path) -> Path:
+    "`ckpt` if it is a complete checkpoint (marker present, every listed file there with its size); else a clear error."
+    d = Path(ckpt)
+    if not (d / "trainer_state.pt").exists() and not (d / CHECKPOINT_MARKER).exists():
+        raise FileNotFoundError(f"{d} is not a checkpoint directory (no trainer_state.pt)")
+    if not (d / CHECKPOINT_MARKER).exists():
+        raise ValueError(f"{d} is incomplete: it has no {CHECKPOINT_MARKER}, so its save was interrupted (or it was written "
+                         "by a version without markers); resume from an earlier checkpoint")
+    files = json.loads((d / CHECKPOINT_MARKER).read_text(encoding="utf-8"))["files"]
+    bad = [f for f, n in files.items() if not (d / f).is_file() or (d / f).stat().st_size != n]
+    if bad: raise ValueError(f"{d} is damaged: {bad} missing or of the wrong size since it was saved")
+    return d
+
 def load_trainer_state(ckpt: str | Path) -> dict:
-    "The `trainer_state.pt` of a checkpoint directory (clear error if it is not one)."
-    p = Path(ckpt) / "trainer_state.pt"
-    if not p.exists(): raise FileNotFoundError(f"{ckpt} is not a checkpoint directory (no trainer_state.pt)")
-    return torch.load(p, map_location="cpu", weights_only=False)
+    "The `trainer_state.pt` of a complete checkpoint directory (loaded with `weights_only=True`: no code runs)."
+    return load_torch(check_checkpoint(ckpt) / "trainer_state.pt", "trainer state")
 
 def load_trained(checkpoint_dir: str | Path, tokenizer=None):
     "Load the model saved in a checkpoint directory (`…/checkpoint-N` or its `model/` folder), in eval mode."
-    d = Path(checkpoint_dir); d = d / "model" if (d / "model").is_dir() else d
+    d = Path(checkpoint_dir)
+    if (d / "model").is_dir(): d = check_checkpoint(d) / "model"
+    elif d.name == "model" and (d.parent / "trainer_state.pt").exists(): check_checkpoint(d.parent)
     if not (d / "config.json").exists(): raise FileNotFoundError(f"no model (config.json) in {d}")
     arch = json.loads((d / "config.json").read_text()).get("architectures") or ["MemoryLM"]
     cls = {c.__name__: c for c in MODEL_TYPES.values()}.get(arch[0])
@@ -245,7 +282,7 @@ def retrieval_loss(model, traces, supervision: torch.Tensor, n_negatives: int = 
     if not losses: return torch.zeros((), device=dev), torch.zeros((), device=dev)
     return torch.stack(losses).mean(), torch.stack(hits).mean()
 
-# %% ../nbs/10_train.ipynb #c048
+# %% ../nbs/10_train.ipynb #c050
 class TextBatches:
     "Micro-batches of `dataset` (`batch_indices` order), as dicts of tensors."
     def __init__(self, dataset, batch_size: int, seed: int = 0):
@@ -259,7 +296,7 @@ def draw_batch(source, micro_step: int, rank: int = 0, world: int = 1):
     if isinstance(source, FactStream): return source.batch(micro_step * world + rank)
     return source.batch(micro_step, rank, world)
 
-# %% ../nbs/10_train.ipynb #c051
+# %% ../nbs/10_train.ipynb #c053
 def bank_overlay(model, batch):
     "Context writing a fact batch's entries into `model`'s bank for the step (a no-op for text batches or models without a bank)."
     if isinstance(batch, FactBatch) and hasattr(model, "memory_bank") and len(batch.overlay_indices):
@@ -287,7 +324,7 @@ def step_loss(model, raw, batch, cfg: TrainConfig, micro_step: int, device) -> t
         parts.update(retrieval_loss=rl.item(), retrieval_acc=ra.item())
     return loss, parts
 
-# %% ../nbs/10_train.ipynb #c053
+# %% ../nbs/10_train.ipynb #c055
 @torch.no_grad()
 def ema_memory_update(model, traces, skip: torch.Tensor | None = None, decay: float = 0.9) -> int:
     "Move each unfrozen entry selected in `traces` towards the mean query input that selected it; returns entries written."
@@ -323,6 +360,37 @@ class TrainResult:
     tokenizer: object = None
     bank: object = None
 
+RUN_FILES = ("metrics.csv", "selection_usage.pt")      # what a run writes into out_dir beside its checkpoints
+
+def prepare_out_dir(cfg: TrainConfig) -> Path:
+    "Create `cfg.out_dir`; one that holds an earlier run is refused unless resuming or `overwrite` (which removes that run)."
+    out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
+    earlier = sorted(p.name for p in out.iterdir() if p.name in RUN_FILES or p.name.startswith("checkpoint-"))
+    if cfg.resume_from or not earlier: return out
+    if not cfg.overwrite:
+        raise FileExistsError(f"out_dir={out} already holds a run ({', '.join(earlier[:4])}{', ...' if len(earlier) > 4 else ''}): "
+                              f"pass overwrite=true to replace it, resume_from={out}/checkpoint-N to continue it, or another out_dir")
+    for name in earlier: shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+    print(f"out_dir={out}: removed the earlier run's {', '.join(earlier)} (overwrite=true)")
+    return out
+
+# settings a resumed run may change: they do not alter the trajectory up to the checkpoint (max_steps re-shapes the
+# schedule from there on); any other difference would silently mix two runs
+RESUMABLE_CHANGES = {"out_dir", "resume_from", "max_steps", "max_time", "eval_every", "eval_batches", "monitor_generations",
+                     "stop_on_danger", "save_every", "keep_last", "overwrite", "log_every", "cache_dir", "recompute_cache", "progress"}
+
+def _jsonable(v): return json.loads(json.dumps(v))
+
+def resume_conflicts(ckpt: str | Path, saved_train: dict, model_config, cfg: TrainConfig) -> list[str]:
+    "The settings (`name: saved → now`) in which the run asked for differs from the one saved in `ckpt`, beyond `RESUMABLE_CHANGES`."
+    d = Path(ckpt) / "model"
+    name = next((n for n in ("config.json", "explicitlm_config.json") if (d / n).is_file()), None)
+    saved_model = json.loads((d / name).read_text(encoding="utf-8")) if name else {}
+    out = [f"{f.name}: {saved_model[f.name]!r} → {getattr(model_config, f.name)!r}" for f in own_fields(ExplicitLMConfig)
+           if f.name in saved_model and saved_model[f.name] != _jsonable(getattr(model_config, f.name, None))]
+    now = asdict(cfg)
+    return out + [f"{k}: {v!r} → {now[k]!r}" for k, v in saved_train.items() if k in now and k not in RESUMABLE_CHANGES and v != now[k]]
+
 def _restore_model(model, ckpt: Path):
     if hasattr(model, "load_memory"): model.load_memory(ckpt / "model"); return
     state = type(model).from_pretrained(ckpt / "model").state_dict()
@@ -335,7 +403,7 @@ def _mean(rows: list[dict], key: str) -> float | None:
 def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None) -> TrainResult:
     "Train `model` on `train_data` (a `TextBatches` or a `FactStream`) per `cfg` (see the notebook for what is logged and saved)."
     torch.manual_seed(cfg.seed); random.seed(cfg.seed)
-    out_dir = Path(cfg.out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_out_dir(cfg)
     acc = Accelerator(mixed_precision=cfg.mixed_precision)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params: raise ValueError("no trainable parameters")
@@ -346,6 +414,9 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
     step, log = 0, MetricsLog(out_dir / "metrics.csv", fresh=cfg.resume_from is None)
     if cfg.resume_from:
         st = load_trainer_state(cfg.resume_from)
+        conflicts = resume_conflicts(cfg.resume_from, st["train_config"], model.config, cfg)
+        if conflicts: raise ValueError(f"resume_from={cfg.resume_from} was saved with other settings than this run's:\n  "
+                                       + "\n  ".join(conflicts) + "\nresume with the saved values, or start a new run in another out_dir")
         _restore_model(model, Path(cfg.resume_from))
         opt.load_state_dict(st["optimizer"]); sched.load_state_dict(st["scheduler"]); step = st["step"]
         torch.set_rng_state(st["rng_torch"]); random.setstate(st["rng_python"])
@@ -367,16 +438,17 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
         log.write(step=step, kind="eval", eval_loss=round(r["eval_loss"], 5), train_loss=recent_train,
                   selection_entropy=r.get("selection_entropy"), repetition_rate=r.get("repetition_rate"),
                   loss_ratio=sig["loss_ratio"].value, status=worst, **{f"status_{k}": s.status for k, s in sig.items()})
-        if "usage" in r: torch.save(r["usage"], out_dir / "selection_usage.pt")
-        if worst != "ok" and acc.is_main_process: tqdm.write(f"step {step} monitor: {worst}\n{monitor.format_statuses(sig)}")
-        return r["eval_loss"], worst
+        if "usage" in r and acc.is_main_process: save_torch(r["usage"], out_dir / "selection_usage.pt")
+        # an untrained model repeats itself: the monitor speaks once training has begun (step 0 is only logged)
+        if worst != "ok" and step > 0 and acc.is_main_process: tqdm.write(f"step {step} monitor: {worst}\n{monitor.format_statuses(sig)}")
+        return r["eval_loss"], worst, sig
 
     initial = None
-    if step == 0: initial, _ = do_eval(0, None)
+    if step == 0: initial, _, _ = do_eval(0, None)
     t0, last_log_t, tokens_since, history, stopped_by = time.time(), time.time(), 0, [], "max_steps"
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not (cfg.progress and acc.is_main_process), dynamic_ncols=True)
     model.train()
-    final = None
+    final, last_signals = None, None
     while step < cfg.max_steps:
         opt.zero_grad(set_to_none=True)
         parts = []
@@ -394,6 +466,11 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
             ema_memory_update(raw, parts[-1]["traces"], getattr(batch, "overlay_indices", None), raw.config.ema_decay)
         if cfg.recluster_every and can_cluster and step % cfg.recluster_every == 0: raw.cluster_keys(seed=cfg.seed + step)
         step_lm = _mean(parts, "lm_loss")
+        if not math.isfinite(step_lm):
+            done = checkpoint_steps(out_dir)
+            raise FloatingPointError(f"training loss is {step_lm} at step {step}: the run stops here and saves nothing "
+                                     f"(last good checkpoint: {out_dir / f'checkpoint-{done[-1]}' if done else 'none'}); "
+                                     f"lower learning_rate (now {cfg.learning_rate}) or check the data")
         history.append(step_lm); bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             now = time.time(); tps = tokens_since * acc.num_processes / max(now - last_log_t, 1e-9)
@@ -408,13 +485,15 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
         if last and can_cluster: raw.cluster_keys(seed=cfg.seed + step)   # the saved keys fit the final encoder
         if step % cfg.eval_every == 0 or last:
             recent = sum(history[-cfg.eval_every:]) / len(history[-cfg.eval_every:])
-            final, worst = do_eval(step, round(recent, 5))
+            final, worst, last_signals = do_eval(step, round(recent, 5))
             if worst == "danger" and cfg.stop_on_danger: stopped_by = "monitor"; break
         if step % cfg.save_every == 0 and step < cfg.max_steps:
             if acc.is_main_process: save_checkpoint(out_dir, step, raw, opt, sched, cfg)
             if can_cluster: raw.cluster_keys(seed=cfg.seed + step)
         if timed_out: stopped_by = "max_time"; break
     bar.close()
+    if last_signals is not None and acc.is_main_process:
+        print(f"monitor at step {step}: {monitor.worst_status(last_signals)}\n{monitor.format_statuses(last_signals)}")
     ck = save_checkpoint(out_dir, step, raw, opt, sched, cfg) if acc.is_main_process else out_dir / f"checkpoint-{step}"
     acc.wait_for_everyone()
     raw.eval()
@@ -552,7 +631,8 @@ def demo_cli(argv: list[str] | None = None):
     "Entry point of `explicitlm-demo [key=value ...]`: train the reference memory model, then edit, insert and delete facts."
     argv = sys.argv[1:] if argv is None else argv
     mcfg, tcfg = parse_cli(argv, dict(out_dir="out/demo", max_steps=800, batch_size=8, fact_sequences=24, learning_rate=2e-3,
-                                       warmup_steps=30, eval_every=200, save_every=10**9, log_every=20, monitor_generations=0))
+                                       warmup_steps=30, eval_every=200, save_every=10**9, log_every=20, monitor_generations=0,
+                                       overwrite=True))     # a second demo replaces the first (and says so)
     res = pretrain(mcfg, tcfg)
     _report(res)
     if not getattr(res.model, "uses_memory", False) or tcfg.knowledge_path is not None: return
