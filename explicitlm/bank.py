@@ -35,7 +35,11 @@ def read_knowledge_texts(source: str | Path | Sequence, limit: int | None = None
         path = Path(source)
         if not path.exists(): raise FileNotFoundError(f"knowledge file not found: {path}")
         raw = path.read_text(encoding="utf-8")
-        if path.suffix == ".json": items = json.loads(raw)
+        if path.suffix == ".json":
+            items = json.loads(raw)
+            if not isinstance(items, list):
+                raise ValueError(f"{path}: expected a JSON list of entries (sentence_trex objects or strings), got a "
+                                 f"{type(items).__name__}" + (f" with keys {list(items)[:5]}" if isinstance(items, dict) else ""))
         elif path.suffix == ".jsonl":
             items = []
             for n, line in enumerate(raw.splitlines(), 1):
@@ -68,7 +72,9 @@ class MemoryBank(nn.Module):
 
     def check_indices(self, indices) -> torch.Tensor:
         "`indices` as a long tensor on the bank's device; `IndexError` naming any index outside 0..knowledge_num-1."
-        raw = torch.as_tensor(indices)
+        try: raw = torch.as_tensor(indices)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"bank indices must be integers, got {indices!r}; e.g. bank.edit(3, ...)") from None
         if raw.is_floating_point() or raw.dtype == torch.bool:
             raise TypeError(f"bank indices must be integers, got {indices!r} ({raw.dtype}); e.g. bank.edit(3, ...)")
         idx = raw.to(dtype=torch.long, device=self.tokens.device)

@@ -197,10 +197,13 @@ def parse_value(text: str, tp, name: str = "value"):
             if t.lower() in _FALSE: return False
             raise ValueError("expected true/false")
         if bt is int:
-            f = float(t)
+            try: f = float(t)
+            except ValueError: raise ValueError("expected an integer such as 512 or 1e3") from None
             if not f.is_integer(): raise ValueError("expected an integer")
             return int(f)
-        if bt is float: return float(t)
+        if bt is float:
+            try: return float(t)
+            except ValueError: raise ValueError("expected a number such as 0.1 or 5e-5") from None
         if bt is list: return [parse_value(x, int if "int" in str(tp) else str, name) for x in t.strip("[]").split(",") if x.strip()]
     except ValueError as e: raise ValueError(f"{name}={text!r}: cannot convert to {getattr(bt, '__name__', bt)} ({e})") from None
     return t
@@ -222,7 +225,8 @@ def apply_overrides(overrides: list[str], **configs):
         target = next((c for c in targets if name in _field_types(c)), None)
         if target is None:
             valid = sorted({n for c in targets for n in _field_types(c)})
-            raise ValueError(f"unknown key {key!r}; valid keys: {', '.join(valid)}")
+            close = difflib.get_close_matches(name, valid, 3)
+            raise ValueError(f"unknown key {key!r}{f' (did you mean {close[0]}?)' if close else ''}; valid keys: {', '.join(valid)}")
         setattr(target, name, parse_value(text, _field_types(target)[name], name))
     for c in configs.values():
         if hasattr(c, "__post_init__"): c.__post_init__()

@@ -208,12 +208,13 @@ def convert_omcq_to_sft(input_path: str | Path, output_path: str | Path, max_sam
     items = load_omcq(input_path)
     n = len(items) if max_samples is None else min(max_samples, len(items))
     convs, skipped = [], 0                        # convert everything first: a bad item leaves the output untouched
-    for i, item in enumerate(tqdm(items, desc="omcq->sft", total=len(items), disable=not progress)):
-        if len(convs) >= n: break
-        try: convs.append(omcq_to_conversation(item, f"{input_path}, item {i}"))
-        except ValueError:
-            if on_error == "raise": raise
-            skipped += 1
+    with tqdm(total=n, desc="omcq->sft", disable=not progress) as bar:      # counts conversations written, not items read
+        for i, item in enumerate(items):
+            if len(convs) >= n: break
+            try: convs.append(omcq_to_conversation(item, f"{input_path}, item {i}")); bar.update(1)
+            except ValueError:
+                if on_error == "raise": raise
+                skipped += 1
     with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for conv in convs: fh.write(json.dumps({"conversations": conv}, ensure_ascii=False) + "\n")
     written = len(convs)

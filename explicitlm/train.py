@@ -23,21 +23,26 @@ from .counterfactual import FactStream, FactBatch
 from . import monitor
 
 # %% auto #0
-__all__ = ['MODEL_TYPES', 'METRIC_COLUMNS', 'CHECKPOINT_MARKER', 'RUN_FILES', 'RESUMABLE_CHANGES', 'TrainConfig',
-           'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog', 'truncate_metrics', 'evaluate', 'save_model',
-           'save_checkpoint', 'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint', 'load_trainer_state',
-           'load_trained', 'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch',
-           'bank_overlay', 'step_loss', 'ema_memory_update', 'TrainResult', 'prepare_out_dir', 'resume_conflicts',
-           'fit', 'fact_stream', 'pretrain', 'split_eval', 'train_memory', 'parse_cli', 'cli_errors', 'pretrain_cli',
-           'train_memory_cli', 'demo_cli']
+__all__ = ['MODEL_TYPES', 'METRIC_COLUMNS', 'CHECKPOINT_MARKER', 'RUN_FILES', 'RESUMABLE_CHANGES', 'accelerate_trackers',
+           'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog', 'truncate_metrics', 'evaluate',
+           'save_model', 'save_checkpoint', 'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint',
+           'load_trainer_state', 'load_trained', 'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches',
+           'draw_batch', 'bank_overlay', 'step_loss', 'ema_memory_update', 'TrainResult', 'prepare_out_dir',
+           'resume_conflicts', 'fit', 'fact_stream', 'pretrain', 'split_eval', 'train_memory', 'cli_help', 'parse_cli',
+           'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
 
+def accelerate_trackers() -> list[str]:
+    "Names of the experiment trackers accelerate can hand metrics to (installed or not)."
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+    return list(LOGGER_TYPE_TO_CLASS)
+
 @dataclass
 class TrainConfig:
     "Everything about a training run that is not the model (paths, optimization, logging, checkpoints)."
-    out_dir: str = "out/pretrain"
+    out_dir: str = "out/pretrain"       # where metrics.csv, checkpoint-N/ and the trackers go
     data_path: str | None = None        # pretraining JSONL ({"text": ...}); None → bundled data/pretrain.jsonl
     eval_path: str | None = None        # None → bundled data/pretrain_eval.jsonl
     sft_path: str | None = None         # conversations JSONL for train_memory; None → bundled data/omcq_train_sft.jsonl
@@ -77,11 +82,18 @@ class TrainConfig:
     keep_last: int = 3                  # checkpoints kept in out_dir, the newest (0 = all of them)
     overwrite: bool = False             # replace an earlier run's checkpoints and metrics in out_dir (else: refuse)
     log_every: int = 10
+    log_with: str = "csv"               # "csv" (metrics.csv only), or trackers beside it, comma-separated: "tensorboard",
+                                        # "swanlab" (the seeds' tracker, offline: `swanlab sync` uploads later), any accelerate tracker
     seed: int = 42
     resume_from: str | None = None      # a checkpoint-{step} directory
     cache_dir: str = "data/cache"
     recompute_cache: bool = False
     progress: bool = True
+
+    @property
+    def trackers(self) -> list[str]:
+        "The accelerate trackers of `log_with` (metrics.csv is always written)."
+        return [t.strip() for t in self.log_with.split(",") if t.strip() and t.strip() != "csv"]
 
     def __post_init__(self):
         if self.model_type not in MODEL_TYPES: raise ValueError(f"model_type={self.model_type!r} must be one of {list(MODEL_TYPES)}")
@@ -91,6 +103,8 @@ class TrainConfig:
         for name in ("counterfactual", "two_hop", "delete", "new_subjects", "teacher_forcing"):
             if not 0 <= getattr(self, name) <= 1: raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1]")
         if self.fact_sequences < 0: raise ValueError(f"fact_sequences={self.fact_sequences} must be >= 0")
+        unknown = [t for t in self.trackers if t not in accelerate_trackers()]
+        if unknown: raise ValueError(f"log_with={self.log_with!r}: unknown tracker(s) {unknown}; use 'csv' or any of {accelerate_trackers()}")
         if self.keep_last < 0: raise ValueError(f"keep_last={self.keep_last} must be >= 0 (0 keeps every checkpoint)")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate={self.learning_rate} must be a positive finite number")
@@ -129,9 +143,10 @@ METRIC_COLUMNS = ["step", "kind", "train_loss", "eval_loss", "lr", "tokens_per_s
                   "status_repetition_rate", "status_selection_entropy", "status"]
 
 class MetricsLog:
-    "Append-only CSV of training metrics (`METRIC_COLUMNS`)."
-    def __init__(self, path: str | Path, fresh: bool = True):
-        self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
+    "Append-only CSV of training metrics (`METRIC_COLUMNS`); `tracker(metrics, step)` also gets each row's numbers."
+    def __init__(self, path: str | Path, fresh: bool = True, tracker=None):
+        self.path, self.tracker = Path(path), tracker
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         if fresh or not self.path.exists():
             with open(self.path, "w", newline="") as f: csv.writer(f).writerow(METRIC_COLUMNS)
     def write(self, **row):
@@ -139,6 +154,10 @@ class MetricsLog:
         if unknown: raise ValueError(f"unknown metric columns {sorted(unknown)}")
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow(["" if row.get(c) is None else row[c] for c in METRIC_COLUMNS])
+        if self.tracker:
+            skip = {"step", "kind"} | ({"train_loss"} if row.get("kind") == "eval" else set())   # (logged by the train rows)
+            nums = {k: v for k, v in row.items() if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool)}
+            self.tracker(nums, row["step"])
 
 def truncate_metrics(path: str | Path, step: int):
     "Drop rows after `step` (used when resuming from a checkpoint taken at `step`)."
@@ -360,7 +379,7 @@ class TrainResult:
     tokenizer: object = None
     bank: object = None
 
-RUN_FILES = ("metrics.csv", "selection_usage.pt")      # what a run writes into out_dir beside its checkpoints
+RUN_FILES = ("metrics.csv", "selection_usage.pt", "trackers")      # what a run writes into out_dir beside its checkpoints
 
 def prepare_out_dir(cfg: TrainConfig) -> Path:
     "Create `cfg.out_dir`; one that holds an earlier run is refused unless resuming or `overwrite` (which removes that run)."
@@ -404,14 +423,19 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
     "Train `model` on `train_data` (a `TextBatches` or a `FactStream`) per `cfg` (see the notebook for what is logged and saved)."
     torch.manual_seed(cfg.seed); random.seed(cfg.seed)
     out_dir = prepare_out_dir(cfg)
-    acc = Accelerator(mixed_precision=cfg.mixed_precision)
+    acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=cfg.trackers or None, project_dir=out_dir / "trackers")
+    if cfg.trackers:
+        acc.init_trackers(out_dir.name, config={k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))},
+                          init_kwargs={"swanlab": {"mode": "offline", "logdir": str(out_dir / "trackers" / "swanlog")}})
     params = [p for p in model.parameters() if p.requires_grad]
     if not params: raise ValueError("no trainable parameters")
     decay = [p for p in params if p.dim() >= 2]; no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg.learning_rate, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
-    step, log = 0, MetricsLog(out_dir / "metrics.csv", fresh=cfg.resume_from is None)
+    step = 0
+    log = MetricsLog(out_dir / "metrics.csv", fresh=cfg.resume_from is None,
+                     tracker=(lambda m, s: acc.log(m, step=s)) if cfg.trackers else None)
     if cfg.resume_from:
         st = load_trainer_state(cfg.resume_from)
         conflicts = resume_conflicts(cfg.resume_from, st["train_config"], model.config, cfg)
@@ -496,6 +520,7 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
         print(f"monitor at step {step}: {monitor.worst_status(last_signals)}\n{monitor.format_statuses(last_signals)}")
     ck = save_checkpoint(out_dir, step, raw, opt, sched, cfg) if acc.is_main_process else out_dir / f"checkpoint-{step}"
     acc.wait_for_everyone()
+    if cfg.trackers: acc.end_training()
     raw.eval()
     return TrainResult(raw, out_dir, ck, out_dir / "metrics.csv", initial, final, step, stopped_by, tokenizer)
 
@@ -583,13 +608,25 @@ def train_memory(model_config: ExplicitLMConfig | None = None, train_config: Tra
     return fit(model, train_data, eval_ds, cfg, tok)
 
 # %% ../nbs/10_train.ipynb #c043
-def parse_cli(argv: list[str], train_defaults: dict | None = None) -> tuple[ExplicitLMConfig, TrainConfig]:
+def cli_help(prog: str, description: str, train_defaults: dict | None = None, model_defaults=None) -> str:
+    "The `--help` text of a CLI: usage, what it does, then every training and model key with its type, default and meaning."
+    from fastcore.docments import docments
+    def rows(cls, obj):
+        docs = docments(cls)
+        return [f"  {f.name:26s} {str(f.type).replace(' | None', '?'):10s} {getattr(obj, f.name)!r:>14s}  {docs.get(f.name) or ''}"
+                for f in own_fields(cls)]
+    return "\n".join([f"usage: {prog} [key=value ...]", "", description, "",
+                      "Keys are set as key=value (or training.key=value / model.key=value); values are converted to the type shown.",
+                      "", f"{'training keys:':28s} {'type':10s} {'default':>14s}  meaning",
+                      *rows(TrainConfig, TrainConfig(**(train_defaults or {}))), "",
+                      f"{'model keys:':28s} {'type':10s} {'default':>14s}  meaning",
+                      *rows(ExplicitLMConfig, model_defaults or cpu_demo_config())])
+
+def parse_cli(argv: list[str], train_defaults: dict | None = None, prog: str = "explicitlm-pretrain",
+              description: str = "") -> tuple[ExplicitLMConfig, TrainConfig]:
     "Model and training configs from `key=value` arguments (the tokenizer path is read first: it sets the vocabulary)."
     if any(a in ("-h", "--help") for a in argv):
-        print("usage: key=value ... (model.key=value / training.key=value)\n\ntraining keys: "
-              + ", ".join(f.name for f in fields(TrainConfig)) + "\n\nmodel keys: "
-              + ", ".join(f.name for f in own_fields(ExplicitLMConfig)))
-        raise SystemExit(0)
+        print(cli_help(prog, description, train_defaults)); raise SystemExit(0)
     tcfg = TrainConfig(**(train_defaults or {}))
     tok_arg = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0] in ("tokenizer_path", "training.tokenizer_path")]
     mcfg = cpu_demo_config(load_local_tokenizer(tok_arg[-1] if tok_arg else None))
@@ -607,21 +644,24 @@ def cli_errors(fn):
     @functools.wraps(fn)
     def run(argv=None):
         try: return fn(argv)
-        except (ValueError, FileNotFoundError) as e:
+        except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
             print(f"error: {e}", file=sys.stderr); raise SystemExit(2)
     return run
 
 @cli_errors
 def pretrain_cli(argv: list[str] | None = None):
     "Entry point of `explicitlm-pretrain key=value ...`."
-    mcfg, tcfg = parse_cli(sys.argv[1:] if argv is None else argv)
+    mcfg, tcfg = parse_cli(sys.argv[1:] if argv is None else argv, prog="explicitlm-pretrain",
+                           description="Train a MemoryLM (or model_type=baseline / noffn) from scratch on the bundled corpus or your data.")
     _report(pretrain(mcfg, tcfg))
 
 @cli_errors
 def train_memory_cli(argv: list[str] | None = None):
     "Entry point of `explicitlm-train-memory init_from=... key=value ...`."
     argv = sys.argv[1:] if argv is None else argv
-    mcfg, tcfg = parse_cli(argv, dict(out_dir="out/train_memory", learning_rate=5e-5))
+    mcfg, tcfg = parse_cli(argv, dict(out_dir="out/train_memory", learning_rate=5e-5), prog="explicitlm-train-memory",
+                           description="Freeze a trained backbone (init_from: a MemoryLM checkpoint or a local Hugging Face "
+                                       "causal-LM directory) and train only its memory parts.")
     given = {a.split("=", 1)[0].split(".")[-1] for a in argv}
     _report(train_memory(mcfg if given & {f.name for f in fields(ExplicitLMConfig)} else None, tcfg))
 
@@ -632,7 +672,9 @@ def demo_cli(argv: list[str] | None = None):
     argv = sys.argv[1:] if argv is None else argv
     mcfg, tcfg = parse_cli(argv, dict(out_dir="out/demo", max_steps=800, batch_size=8, fact_sequences=24, learning_rate=2e-3,
                                        warmup_steps=30, eval_every=200, save_every=10**9, log_every=20, monitor_generations=0,
-                                       overwrite=True))     # a second demo replaces the first (and says so)
+                                       overwrite=True),     # a second demo replaces the first (and says so)
+                           prog="explicitlm-demo", description="Train the reference memory model (about three minutes on 2 "
+                           "CPU cores), then edit, insert and delete facts in its bank and ask again.")
     res = pretrain(mcfg, tcfg)
     _report(res)
     if not getattr(res.model, "uses_memory", False) or tcfg.knowledge_path is not None: return

@@ -13,6 +13,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib import colormaps
+from .files import atomic_path
 import ipywidgets as widgets
 from .monitor import THRESHOLDS, check, selection_entropy
 from .eval import memory_layers
@@ -23,7 +24,7 @@ __all__ = ['RETRIEVAL_COLUMNS', 'NOTHING_SELECTED', 'SIGNALS', 'STATUS_COLOURS',
            'plot_retrieval_heatmap', 'html_table', 'RetrievalExplorer', 'bank_matches', 'page_count', 'bank_page',
            'greedy_answer', 'prompt_entries', 'BankEditor', 'bank_page_figure', 'metrics_file', 'load_metrics',
            'load_usage', 'loss_curves_figure', 'usage_histogram_figure', 'signal_badges', 'badges_html',
-           'monitor_figure', 'TrainingMonitor', 'save_view_png']
+           'monitor_figure', 'TrainingMonitor', 'save_view_png', 'save_snapshots']
 
 # %% ../nbs/12_widgets.ipynb #c006
 def new_figure(width: float, height: float, dpi: int = 100) -> Figure:
@@ -645,6 +646,25 @@ def save_view_png(view, path: str | Path, dpi: int = 90) -> Path:
     fig = view if isinstance(view, Figure) else view.figure() if callable(getattr(view, "figure", None)) else None
     if fig is None:
         raise TypeError(f"cannot save a {type(view).__name__}: expected a matplotlib Figure or a widget with a figure() method")
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
-    return path
+    with atomic_path(path) as tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    return Path(path)
+
+# %% ../nbs/12_widgets.ipynb #c062
+def save_snapshots(images_dir: str | Path = "nbs/images", steps: int = 800, run_dir: str | Path | None = None) -> list[Path]:
+    "Train the demo recipe for `steps` in `run_dir` (a temporary directory by default) and write the three snapshot PNGs."
+    import tempfile
+    from explicitlm.train import TrainConfig, pretrain, cpu_demo_config      # (here only: the widgets need no training stack)
+    from explicitlm.data import load_local_tokenizer
+    run_dir = Path(run_dir or tempfile.mkdtemp(prefix="explicitlm_snapshots_"))
+    res = pretrain(cpu_demo_config(load_local_tokenizer()),
+                   TrainConfig(out_dir=str(run_dir), max_steps=steps, batch_size=8, fact_sequences=24, learning_rate=2e-3,
+                               warmup_steps=30, eval_every=100, log_every=20, save_every=10**9, monitor_generations=0,
+                               overwrite=True))
+    trained, tok, images = res.model, res.tokenizer, Path(images_dir)
+    table = retrieval_table(trained, tok, "Kouvan Vope was born in 1800. Kouvan Vope worked for Gashoshou Foundry.")
+    entry = trained.memory_bank.find(["Kouvan Vope was born in 1800."], tok)[0]
+    editor = BankEditor(trained, tok, page_size=12, question="Kouvan Vope was born in").goto_page((entry or 0) // 12)
+    return [save_view_png(plot_retrieval_heatmap(table, title=f"selected entry per token and layer (the demo model, {steps} steps)"),
+                          images / "retrieval_heatmap.png"),
+            save_view_png(editor, images / "bank_page.png"),
+            save_view_png(TrainingMonitor(res.out_dir), images / "training_monitor.png")]
