@@ -120,6 +120,11 @@ def main(argv=None):
         r, para = evaluate(name, model, tok, facts, mcq, secs, tps, quick=kind == "short")
         rows.append(r); paras[name] = para
         print(json.dumps(r, default=str), f"({time.time() - t0:.0f}s)", flush=True)
+        write_table(rows, paras, names, a, t0)      # after every row: an interrupted run still leaves its table
+
+
+def write_table(rows, paras, names, a, t0):
+    "Write bench/results/knowledge.md from the rows measured so far (the rest named as not run)."
     df = pd.DataFrame(rows)
     base = df[df.row == "baseline (equal size)"]
     if len(base): df["tokens/s vs baseline"] = df.tokens_per_s / float(base.tokens_per_s.iloc[0])
@@ -145,7 +150,11 @@ def main(argv=None):
              "edit_hop1/2: the answer after editing X's entry (to a company/city with another answer) or the company's/city's entry.",
              "sensitivity: accuracy with the fact's entry minus accuracy with a counterfactual entry in its place.",
              "10% text: 10% of the pretraining texts and 10% of the train subjects in the fact stream; the bank holds every fact.",
+             "train_s and tokens/s vs baseline come from each row's own training run, and rows may have shared the machine "
+             "with other work: read speed from bench/results/cost_training.md, which interleaves both models in one process.",
              f"Total wall time {time.time() - t0:.0f}s (cached checkpoints are not retrained)."]
+    missing = names[len(rows):]
+    if missing: notes.append(f"Not run (yet): {missing}.")
     write_result("knowledge", "Does the bank hold the knowledge? Ours vs the seeds' design vs an equal-size baseline", df,
                  notes, dict(rows=names, steps=a.steps, short_steps=a.short_steps, seed=a.seed),
                  extra=[("Held-out phrasings: recall of bank-only facts per relation", para)])

@@ -78,8 +78,8 @@ class ExplicitLMConfig(PreTrainedConfig):
     use_gumbel: bool = False        # Gumbel-Softmax (straight-through) selection in training (the seeds': true)
     query_mode: str = "token"       # "token" (per position), "mean" (whole sequence, as ExplicitLM), "causal_mean"
     query_source: str = "residual"  # what queries the bank: "residual" (x + h_attn) or "attention" (h_attn only, the seeds')
-    query_hidden: int = 0           # hidden units of an MLP query projection (0: one linear map, the seeds'); a frozen
-                                    # backbone's states were never trained to be queries, and an MLP finds entries better there
+    query_hidden: int = 0           # hidden units of an MLP query projection (0: one linear map, the seeds'); over a
+                                    # frozen backbone it made edits take far more often (bench/results/frozen_backbone.md)
     key_layout: str = "content"     # "content": the two sub-key sets are clustered from the entries' own keys and every entry
                                     # sits in its best cell, so an edit re-places it at once; "learned": trained keys, cell i is
                                     # entry i (the seeds')
@@ -129,7 +129,6 @@ class ExplicitLMConfig(PreTrainedConfig):
                   (self.fusion_dim is None or self.fusion_dim >= 1, f"fusion_dim={self.fusion_dim} must be >= 1 (or None)"),
                   (self.memory_layers is None or (len(self.memory_layers) > 0 and all(i >= 0 for i in self.memory_layers)),
                    f"memory_layers={self.memory_layers} must be a non-empty list of layer indices >= 0 (or None: every layer)"),
-
                   (self.n_heads % self.n_kv_heads == 0, f"n_heads={self.n_heads} must be divisible by n_kv_heads={self.n_kv_heads}"),
                   (self.knowledge_dim % 2 == 0, f"knowledge_dim={self.knowledge_dim} must be even (it is split into two product-key halves)"),
                   (self.knowledge_length > 0, f"knowledge_length={self.knowledge_length} must be positive"),

@@ -26,8 +26,9 @@ class Threshold:
     description: str = ""
 
     def status(self, value: float | None) -> str:
-        "'ok', 'warn', 'danger' or 'n/a' (no value) for `value`."
-        if value is None or (isinstance(value, float) and math.isnan(value)): return "n/a"
+        "'ok', 'warn', 'danger' or 'n/a' (no value) for `value`; a NaN or infinite value is 'danger' (the run diverged)."
+        if value is None: return "n/a"
+        if not math.isfinite(value): return "danger"
         if self.higher_is_safe:
             return "ok" if value > self.safe else "danger" if value < self.danger else "warn"
         return "ok" if value < self.safe else "danger" if value > self.danger else "warn"
@@ -50,10 +51,10 @@ def repetition_rate(tokens: Sequence, n: int = 3) -> float:
     if not grams: return 0.0
     return 1 - len(set(grams)) / len(grams)
 
-def mean_repetition_rate(sequences: Iterable[Sequence], n: int = 3) -> float:
-    "Average `repetition_rate` over several generated sequences."
+def mean_repetition_rate(sequences: Iterable[Sequence], n: int = 3) -> float | None:
+    "Average `repetition_rate` over several generated sequences (None when there are none: nothing to judge)."
     rates = [repetition_rate(list(s), n) for s in sequences]
-    return sum(rates) / len(rates) if rates else float("nan")
+    return sum(rates) / len(rates) if rates else None
 
 def usage_counts(indices: Iterable[torch.Tensor], knowledge_num: int | None = None) -> torch.Tensor:
     "How often each entry was selected, from selected-index tensors (e.g. `trace.indices` of each layer; -1, nothing, is skipped)."

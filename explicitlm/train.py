@@ -25,11 +25,11 @@ from . import monitor
 # %% auto #0
 __all__ = ['MODEL_TYPES', 'METRIC_COLUMNS', 'CHECKPOINT_MARKER', 'RUN_FILES', 'RESUMABLE_CHANGES', 'accelerate_trackers',
            'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog', 'truncate_metrics', 'evaluate',
-           'save_model', 'save_checkpoint', 'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint',
-           'load_trainer_state', 'load_trained', 'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches',
-           'draw_batch', 'bank_overlay', 'step_loss', 'ema_memory_update', 'TrainResult', 'prepare_out_dir',
-           'resume_conflicts', 'fit', 'fact_stream', 'pretrain', 'split_eval', 'train_memory', 'cli_help', 'parse_cli',
-           'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
+           'save_model', 'save_checkpoint', 'write_checkpoint_marker', 'checkpoint_steps', 'prune_checkpoints',
+           'check_checkpoint', 'load_trainer_state', 'load_trained', 'layer_targets', 'teacher_forcing',
+           'retrieval_loss', 'TextBatches', 'draw_batch', 'bank_overlay', 'step_loss', 'ema_memory_update',
+           'TrainResult', 'prepare_out_dir', 'resume_conflicts', 'fit', 'fact_stream', 'pretrain', 'split_eval',
+           'train_memory', 'cli_help', 'parse_cli', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -217,10 +217,18 @@ def save_checkpoint(out_dir: Path, step: int, model, optimizer, scheduler, train
                     "rng_torch": torch.get_rng_state(), "rng_python": random.getstate(),
                     "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                     "train_config": asdict(train_cfg), **(extra or {})}, tmp / "trainer_state.pt")
-        files = {str(f.relative_to(tmp)): f.stat().st_size for f in sorted(tmp.rglob("*")) if f.is_file()}
-        (tmp / CHECKPOINT_MARKER).write_text(json.dumps({"step": step, "files": files}, indent=1), encoding="utf-8")
+        write_checkpoint_marker(tmp, step)
     if train_cfg.keep_last: prune_checkpoints(out_dir, train_cfg.keep_last)
     return ck
+
+def write_checkpoint_marker(ckpt: str | Path, step: int | None = None) -> Path:
+    """Write `ckpt`'s marker: every file and its size. `save_checkpoint` calls it last; call it yourself only on a checkpoint
+    saved by a version without markers that you know is complete (its trainer state is loaded first, as a check)."""
+    d = Path(ckpt)
+    if step is None: step = load_torch(d / "trainer_state.pt", "trainer state")["step"]
+    files = {str(f.relative_to(d)): f.stat().st_size for f in sorted(d.rglob("*")) if f.is_file() and f.name != CHECKPOINT_MARKER}
+    (d / CHECKPOINT_MARKER).write_text(json.dumps({"step": step, "files": files}, indent=1), encoding="utf-8")
+    return d / CHECKPOINT_MARKER
 
 def checkpoint_steps(out_dir: str | Path) -> list[int]:
     "Steps of the `checkpoint-N` directories in `out_dir`, ascending."
@@ -236,8 +244,9 @@ def check_checkpoint(ckpt: str | Path) -> Path:
     if not (d / "trainer_state.pt").exists() and not (d / CHECKPOINT_MARKER).exists():
         raise FileNotFoundError(f"{d} is not a checkpoint directory (no trainer_state.pt)")
     if not (d / CHECKPOINT_MARKER).exists():
-        raise ValueError(f"{d} is incomplete: it has no {CHECKPOINT_MARKER}, so its save was interrupted (or it was written "
-                         "by a version without markers); resume from an earlier checkpoint")
+        raise ValueError(f"{d} is incomplete: it has no {CHECKPOINT_MARKER}, so its save was interrupted; use an earlier "
+                         f"checkpoint (one written by a version without markers that you know is whole: "
+                         f"explicitlm.train.write_checkpoint_marker('{d}'))")
     files = json.loads((d / CHECKPOINT_MARKER).read_text(encoding="utf-8"))["files"]
     bad = [f for f, n in files.items() if not (d / f).is_file() or (d / f).stat().st_size != n]
     if bad: raise ValueError(f"{d} is damaged: {bad} missing or of the wrong size since it was saved")
@@ -389,7 +398,8 @@ def prepare_out_dir(cfg: TrainConfig) -> Path:
     if not cfg.overwrite:
         raise FileExistsError(f"out_dir={out} already holds a run ({', '.join(earlier[:4])}{', ...' if len(earlier) > 4 else ''}): "
                               f"pass overwrite=true to replace it, resume_from={out}/checkpoint-N to continue it, or another out_dir")
-    for name in earlier: shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+    for name in earlier:            # (every process of a multi-process run gets here: tolerate the others' removals)
+        shutil.rmtree(out / name, ignore_errors=True) if (out / name).is_dir() else (out / name).unlink(missing_ok=True)
     print(f"out_dir={out}: removed the earlier run's {', '.join(earlier)} (overwrite=true)")
     return out
 
