@@ -120,10 +120,10 @@ def main(argv=None):
         r, para = evaluate(name, model, tok, facts, mcq, secs, tps, quick=kind == "short")
         rows.append(r); paras[name] = para
         print(json.dumps(r, default=str), f"({time.time() - t0:.0f}s)", flush=True)
-        write_table(rows, paras, names, a, t0)      # after every row: an interrupted run still leaves its table
+        write_table(rows, paras, names, a, t0, tok)      # after every row: an interrupted run still leaves its table
 
 
-def write_table(rows, paras, names, a, t0):
+def write_table(rows, paras, names, a, t0, tok):
     "Write bench/results/knowledge.md from the rows measured so far (the rest named as not run)."
     df = pd.DataFrame(rows)
     base = df[df.row == "baseline (equal size)"]
