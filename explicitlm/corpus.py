@@ -8,6 +8,7 @@ import argparse, json, random, re, uuid
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Iterable
+from .files import atomic_write_text
 
 # %% auto #0
 __all__ = ['ONSETS', 'VOWELS', 'CODAS', 'PREDICATES', 'TWO_HOP', 'FIELDS', 'INSTRUMENTS', 'COMPANY_SUFFIXES', 'COUNTRY_SUFFIXES',
@@ -281,9 +282,9 @@ def make_tokenizer_config_portable(save_dir: str | Path) -> None:
     if extra: cfg["additional_special_tokens"] = list(extra)
     cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
     for k in ["backend", "is_local", "local_files_only"]: cfg.pop(k, None)
-    (d / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_text(d / "tokenizer_config.json", json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
     special = {k: cfg[k] for k in ["eos_token", "pad_token", "additional_special_tokens"] if k in cfg}
-    (d / "special_tokens_map.json").write_text(json.dumps(special, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_text(d / "special_tokens_map.json", json.dumps(special, indent=2, ensure_ascii=False) + "\n")
 
 # %% ../nbs/05_corpus.ipynb #c032
 def _json_list(items: list) -> str:
@@ -374,7 +375,7 @@ def write_corpus(out_dir: str | Path, seed: int = 0, n_people: int = 600, n_citi
         "paraphrase_probes.jsonl": _jsonl(paraphrase_probes(facts)),
         "two_hop_probes.jsonl": _jsonl(two_hop_probes(facts)),
     }
-    for name, text in files.items(): (out / name).write_text(text, encoding="utf-8")
+    for name, text in files.items(): atomic_write_text(out / name, text)
     from explicitlm.data import convert_omcq_to_sft  # imported here: explicitlm.data itself imports this module
     convert_omcq_to_sft(out / "omcq_train.json", out / "omcq_train_sft.jsonl")
     # the tokenizer sees the training and paraphrase texts (as it did before `pretrain_eval.jsonl` became in-distribution,
@@ -394,8 +395,8 @@ def write_corpus(out_dir: str | Path, seed: int = 0, n_people: int = 600, n_citi
                  n_paraphrase_probes=len(paraphrase_probes(facts)), n_two_hop_probes=len(two_hop_probes(facts)),
                  max_fact_tokens=max(lengths), mean_fact_tokens=round(sum(lengths) / len(lengths), 2),
                  pretrain_tokens=sum(len(tok.encode(t)) for t in train_texts))
-    (out / "README.md").write_text(readme_text(stats, dict(n_bios=n_bios, eval_frac=eval_frac, heldout_frac=heldout_frac,
-        bank_only_frac=bank_only_frac, instrument_frac=instrument_frac, vocab_size=vocab_size)), encoding="utf-8")
+    atomic_write_text(out / "README.md", readme_text(stats, dict(n_bios=n_bios, eval_frac=eval_frac, heldout_frac=heldout_frac,
+        bank_only_frac=bank_only_frac, instrument_frac=instrument_frac, vocab_size=vocab_size)))
     return stats
 
 # %% ../nbs/05_corpus.ipynb #c042

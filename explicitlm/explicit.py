@@ -15,6 +15,7 @@ from safetensors.torch import save_file, load_file
 from fastcore.basics import patch
 from .config import ExplicitLMConfig
 from .bank import MemoryBank
+from .files import atomic_write_text
 from .fusion import MemoryLayer, RetrievalTrace, CopyHead, copy_log_probs, freeze_all_but_memory, parameter_report
 from .gate import GateOutput
 from .minimind import MemoryLMOutput
@@ -399,7 +400,7 @@ def _save_memory(self: ExplicitLM, directory: str | Path) -> Path:
     self.config.to_json_file(str(d/MEMORY_CONFIG))
     meta = dict(hidden_size=self.hidden_size, num_layers=self.num_layers, memory_layers=self.memory_layers,
                 backbone=type(self.backbone).__name__, backbone_vocab_size=backbone_vocab_size(self.backbone))
-    (d/MEMORY_META).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    atomic_write_text(d/MEMORY_META, json.dumps(meta, indent=2))
     self.bank.save(d/MEMORY_BANK)
     return d
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from accelerate import Accelerator
 from .config import ExplicitLMConfig, apply_overrides, own_fields
-from .files import atomic_path, load_torch, save_torch
+from .files import atomic_path, atomic_write_text, load_torch, save_torch
 from .bank import build_bank
 from .minimind import MemoryLM, BaselineLM, NoFFNLM, MiniMindLM
 from .fusion import freeze_all_but_memory, parameter_report
@@ -227,7 +227,7 @@ def write_checkpoint_marker(ckpt: str | Path, step: int | None = None) -> Path:
     d = Path(ckpt)
     if step is None: step = load_torch(d / "trainer_state.pt", "trainer state")["step"]
     files = {str(f.relative_to(d)): f.stat().st_size for f in sorted(d.rglob("*")) if f.is_file() and f.name != CHECKPOINT_MARKER}
-    (d / CHECKPOINT_MARKER).write_text(json.dumps({"step": step, "files": files}, indent=1), encoding="utf-8")
+    atomic_write_text(d / CHECKPOINT_MARKER, json.dumps({"step": step, "files": files}, indent=1))
     return d / CHECKPOINT_MARKER
 
 def checkpoint_steps(out_dir: str | Path) -> list[int]:
