@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_files.ipynb #c003
 from __future__ import annotations
-import os, secrets, shutil
+import errno, os, secrets, shutil
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -21,8 +21,8 @@ def _replace(tmp: Path, path: Path, tries: int = 100):
     "Move `tmp` to `path`; a directory already at `path` (os.replace cannot replace a non-empty one) is moved aside first."
     for _ in range(tries):
         try: return os.replace(tmp, path)
-        except OSError:
-            if not (tmp.is_dir() and path.is_dir()): raise
+        except OSError as e:      # a directory is in the way (even if another writer moves it away as we look): retry
+            if not tmp.is_dir() or e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR): raise
         old = path.with_name(f".{path.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
         try: os.replace(path, old)
         except FileNotFoundError: pass                # another writer moved it first: try again
