@@ -13,7 +13,7 @@ import torch
 from explicitlm.corpus import bundled_data_dir
 from explicitlm.data import load_local_tokenizer
 from explicitlm.minimind import BaselineLM, MemoryLM
-from explicitlm.train import TrainConfig, cpu_demo_config, load_trained, pretrain
+from explicitlm.train import REFERENCE_RECIPE, TrainConfig, cpu_demo_config, load_trained, pretrain
 
 ROOT = Path(__file__).resolve().parent
 WORK, RESULTS = ROOT / "work", ROOT / "results"
@@ -21,8 +21,7 @@ DATA = bundled_data_dir()
 
 # One training recipe for every model in the benchmarks: 24 counterfactual fact statements + 8 pretraining texts per
 # batch, the same steps and schedule. A model without a bank gets the same statements with their true objects.
-RECIPE = dict(batch_size=8, fact_sequences=24, learning_rate=2e-3, warmup_steps=30, eval_every=500, eval_batches=8,
-              save_every=10**9, log_every=20, monitor_generations=0)
+RECIPE = dict(**REFERENCE_RECIPE, eval_every=500, eval_batches=8, save_every=10**9, log_every=20, monitor_generations=0)
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -19,7 +19,7 @@ from explicitlm.config import ExplicitLMConfig
 from explicitlm.data import PretrainDataset, collate
 from explicitlm.eval import eval_loss, load_facts, mcq_accuracy
 from explicitlm.data import load_omcq
-from explicitlm.train import TrainConfig, TextBatches, lr_factor, train_memory
+from explicitlm.train import REFERENCE_RECIPE, TrainConfig, TextBatches, lr_factor, train_memory
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
 
@@ -50,8 +50,7 @@ def train_frozen_memory(bdir, tok, query_hidden, steps, seed):
                             query_hidden=query_hidden, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     t0 = time.time()
     res = train_memory(mcfg, TrainConfig(out_dir=str(WORK / f"frozen_memory_q{query_hidden}_s{steps}"), init_from=str(bdir),
-                                         max_steps=steps, batch_size=8, fact_sequences=24, learning_rate=2e-3,
-                                         warmup_steps=30, eval_every=500, eval_batches=8, save_every=10**9, log_every=100,
+                                         max_steps=steps, **REFERENCE_RECIPE, eval_every=500, eval_batches=8, save_every=10**9, log_every=100,
                                          monitor_generations=0, progress=False, cache_dir=str(WORK / "cache"), seed=seed,
                                          freeze_keys=True, overwrite=True))
     return res.model.eval(), time.time() - t0

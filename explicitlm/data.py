@@ -138,19 +138,21 @@ class SFTDataset(Dataset):
             raise ValueError("tokenizer has no <|im_end|> token; use the local ChatML tokenizer")
         self.tokenizer, self.max_seq_len = tokenizer, max_seq_len
         convs = [(where, validate_conversation(r.get(conversations_key), where)) for where, r in load_records(path_or_records, on_error)]
+        encoded = [encode_conversation(c, tokenizer) for _, c in convs]      # tokenized once: checked here, served by __getitem__
         # an answer cut off by max_seq_len leaves no labelled token: such an item would give a NaN loss, so it is dropped, loudly
-        cut = {w: None for w, c in convs if all(l == -100 for l in encode_conversation(c, tokenizer)[1][1:max_seq_len])}
-        first = next(iter(cut), None)
+        cut = [w for (w, _), (_, labels) in zip(convs, encoded) if all(l == -100 for l in labels[1:max_seq_len])]
         if cut and len(cut) == len(convs):
-            raise ValueError(f"no conversation has an answer token within max_seq_len={max_seq_len} (e.g. {first}): raise max_seq_len")
+            raise ValueError(f"no conversation has an answer token within max_seq_len={max_seq_len} (e.g. {cut[0]}): raise max_seq_len")
         if cut: warnings.warn(f"dropped {len(cut)} of {len(convs)} conversation(s) whose answer starts after max_seq_len={max_seq_len} "
-                              f"tokens (first: {first}); raise max_seq_len to keep them")
-        self.conversations = [c for w, c in convs if w not in cut]
+                              f"tokens (first: {cut[0]}); raise max_seq_len to keep them")
+        dropped = set(cut)
+        keep = [i for i, (w, _) in enumerate(convs) if w not in dropped]
+        self.conversations, self.encoded = [convs[i][1] for i in keep], [encoded[i] for i in keep]
 
     def __len__(self): return len(self.conversations)
 
     def __getitem__(self, i: int) -> dict:
-        ids, labels = encode_conversation(self.conversations[i], self.tokenizer)
+        ids, labels = self.encoded[i]
         return pad_item(ids, labels, self.max_seq_len, self.tokenizer.pad_token_id)
 
 # %% ../nbs/06_data.ipynb #c022

@@ -23,13 +23,14 @@ from .counterfactual import FactStream, FactBatch
 from . import monitor
 
 # %% auto #0
-__all__ = ['MODEL_TYPES', 'METRIC_COLUMNS', 'CHECKPOINT_MARKER', 'RUN_FILES', 'RESUMABLE_CHANGES', 'accelerate_trackers',
-           'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog', 'truncate_metrics', 'evaluate',
-           'save_model', 'save_checkpoint', 'write_checkpoint_marker', 'checkpoint_steps', 'prune_checkpoints',
-           'check_checkpoint', 'load_trainer_state', 'load_trained', 'layer_targets', 'teacher_forcing',
-           'retrieval_loss', 'TextBatches', 'draw_batch', 'bank_overlay', 'step_loss', 'ema_memory_update',
-           'TrainResult', 'prepare_out_dir', 'resume_conflicts', 'fit', 'fact_stream', 'pretrain', 'split_eval',
-           'train_memory', 'cli_help', 'parse_cli', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
+__all__ = ['MODEL_TYPES', 'REFERENCE_RECIPE', 'METRIC_COLUMNS', 'CHECKPOINT_MARKER', 'RUN_FILES', 'RESUMABLE_CHANGES',
+           'accelerate_trackers', 'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog',
+           'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint', 'write_checkpoint_marker',
+           'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint', 'load_trainer_state', 'load_trained',
+           'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch', 'bank_overlay',
+           'step_loss', 'ema_memory_update', 'TrainResult', 'prepare_out_dir', 'resume_conflicts', 'fit', 'fact_stream',
+           'pretrain', 'split_eval', 'train_memory', 'cli_help', 'parse_cli', 'cli_errors', 'pretrain_cli',
+           'train_memory_cli', 'demo_cli']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -103,13 +104,17 @@ class TrainConfig:
         for name in ("counterfactual", "two_hop", "delete", "new_subjects", "teacher_forcing"):
             if not 0 <= getattr(self, name) <= 1: raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1]")
         if self.fact_sequences < 0: raise ValueError(f"fact_sequences={self.fact_sequences} must be >= 0")
-        unknown = [t for t in self.trackers if t not in accelerate_trackers()]
-        if unknown: raise ValueError(f"log_with={self.log_with!r}: unknown tracker(s) {unknown}; use 'csv' or any of {accelerate_trackers()}")
+        known = accelerate_trackers()
+        unknown = [t for t in self.trackers if t not in known]
+        if unknown: raise ValueError(f"log_with={self.log_with!r}: unknown tracker(s) {unknown}; use 'csv' or any of {known}")
         if self.keep_last < 0: raise ValueError(f"keep_last={self.keep_last} must be >= 0 (0 keeps every checkpoint)")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate={self.learning_rate} must be a positive finite number")
 
 # %% ../nbs/10_train.ipynb #c009
+# how the reference model trains (the demo, the tour, the snapshots and the benchmarks): 8 texts + 24 fact statements per step
+REFERENCE_RECIPE = dict(batch_size=8, fact_sequences=24, learning_rate=2e-3, warmup_steps=30)
+
 def cpu_demo_config(tokenizer=None, **overrides) -> ExplicitLMConfig:
     "A small model config for the bundled corpus (vocab from `tokenizer`, default the bundled one)."
     tokenizer = tokenizer or load_local_tokenizer()
@@ -680,8 +685,8 @@ def train_memory_cli(argv: list[str] | None = None):
 def demo_cli(argv: list[str] | None = None):
     "Entry point of `explicitlm-demo [key=value ...]`: train the reference memory model, then edit, insert and delete facts."
     argv = sys.argv[1:] if argv is None else argv
-    mcfg, tcfg = parse_cli(argv, dict(out_dir="out/demo", max_steps=800, batch_size=8, fact_sequences=24, learning_rate=2e-3,
-                                       warmup_steps=30, eval_every=200, save_every=10**9, log_every=20, monitor_generations=0,
+    mcfg, tcfg = parse_cli(argv, dict(out_dir="out/demo", max_steps=800, **REFERENCE_RECIPE, eval_every=200, save_every=10**9,
+                                       log_every=20, monitor_generations=0,
                                        overwrite=True),     # a second demo replaces the first (and says so)
                            prog="explicitlm-demo", description="Train the reference memory model (about three minutes on 2 "
                            "CPU cores), then edit, insert and delete facts in its bank and ask again.")
@@ -689,7 +694,7 @@ def demo_cli(argv: list[str] | None = None):
     _report(res)
     if not getattr(res.model, "uses_memory", False) or tcfg.knowledge_path is not None: return
     from explicitlm.knowledge import demo_bank_changes
-    demo_bank_changes(res.model, res.tokenizer, [json.loads(l) for l in open(_bundled(tcfg.facts_path, "facts.jsonl"))])
+    demo_bank_changes(res.model, res.tokenizer, list(read_jsonl(_bundled(tcfg.facts_path, "facts.jsonl"))))
     print(f"\nlook at the metrics: pandas.read_csv('{res.metrics_path}')")
 
 if __name__ == "__main__" and not hasattr(sys, "ps1") and "ipykernel" not in sys.modules:

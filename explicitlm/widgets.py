@@ -653,13 +653,12 @@ def save_view_png(view, path: str | Path, dpi: int = 90) -> Path:
 def save_snapshots(images_dir: str | Path = "nbs/images", steps: int = 800, run_dir: str | Path | None = None) -> list[Path]:
     "Train the demo recipe for `steps` in `run_dir` (a temporary directory by default) and write the three snapshot PNGs."
     import tempfile
-    from explicitlm.train import TrainConfig, pretrain, cpu_demo_config      # (here only: the widgets need no training stack)
+    from explicitlm.train import TrainConfig, pretrain, cpu_demo_config, REFERENCE_RECIPE   # (here only: the widgets need no training stack)
     from explicitlm.data import load_local_tokenizer
     run_dir = Path(run_dir or tempfile.mkdtemp(prefix="explicitlm_snapshots_"))
     res = pretrain(cpu_demo_config(load_local_tokenizer()),
-                   TrainConfig(out_dir=str(run_dir), max_steps=steps, batch_size=8, fact_sequences=24, learning_rate=2e-3,
-                               warmup_steps=30, eval_every=100, log_every=20, save_every=10**9, monitor_generations=0,
-                               overwrite=True))
+                   TrainConfig(out_dir=str(run_dir), max_steps=steps, **REFERENCE_RECIPE, eval_every=100, log_every=20,
+                               save_every=10**9, monitor_generations=0, overwrite=True))
     trained, tok, images = res.model, res.tokenizer, Path(images_dir)
     table = retrieval_table(trained, tok, "Kouvan Vope was born in 1800. Kouvan Vope worked for Gashoshou Foundry.")
     entry = trained.memory_bank.find(["Kouvan Vope was born in 1800."], tok)[0]
