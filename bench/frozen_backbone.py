@@ -16,31 +16,9 @@ import torch
 from common import DATA, WORK, load_local_tokenizer, n_params, write_result
 from explicitlm import knowledge as K
 from explicitlm.config import ExplicitLMConfig
-from explicitlm.data import PretrainDataset, collate
 from explicitlm.eval import eval_loss, load_facts, mcq_accuracy
 from explicitlm.data import load_omcq
-from explicitlm.train import REFERENCE_RECIPE, TrainConfig, TextBatches, lr_factor, train_memory
-from transformers import Qwen3Config, Qwen3ForCausalLM
-
-
-def pretrain_backbone(path, tok, steps, seed=0, dim=128, layers=4, lr=2e-3, batch_size=32):
-    "Train a Qwen3-architecture LM on the pretraining texts (plain causal LM loss) and save it to `path`; returns seconds."
-    torch.manual_seed(seed)
-    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=dim, intermediate_size=3 * dim, num_hidden_layers=layers,
-                      num_attention_heads=4, num_key_value_heads=2, head_dim=dim // 4, max_position_embeddings=256,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None, tie_word_embeddings=True)
-    model = Qwen3ForCausalLM(cfg).train()
-    batches = TextBatches(PretrainDataset(DATA / "pretrain.jsonl", tok, 128), batch_size, seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, 30, steps, 0.1))
-    t0 = time.time()
-    for step in range(steps):
-        b = batches.batch(step)
-        loss = model(b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
-        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); sched.step()
-        if step % 200 == 0: print(f"backbone step {step} loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
-    model.eval().save_pretrained(path); tok.save_pretrained(path)
-    return time.time() - t0
+from explicitlm.train import REFERENCE_RECIPE, TrainConfig, train_memory, pretrain_qwen3
 
 
 def train_frozen_memory(bdir, tok, query_hidden, steps, seed):
@@ -91,7 +69,9 @@ def main(argv=None):
     tok = load_local_tokenizer()
     facts, mcq = load_facts(DATA / "facts.jsonl"), load_omcq(DATA / "omcq_heldout.json")
     bdir = WORK / f"qwen3_backbone_s{a.backbone_steps}"
-    if not (bdir / "config.json").exists(): print(f"backbone pretrained in {pretrain_backbone(bdir, tok, a.backbone_steps, a.seed):.0f}s")
+    if not (bdir / "config.json").exists():
+        t = time.time(); pretrain_qwen3(bdir, tok, steps=a.backbone_steps, seed=a.seed)
+        print(f"backbone pretrained in {time.time() - t:.0f}s")
     backbone = Qwen3ForCausalLM.from_pretrained(bdir, local_files_only=True).eval()
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     base_rec = K.recall_and_hits(backbone, tok, facts)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
 from .config import ExplicitLMConfig, apply_overrides, own_fields
 from .files import atomic_path, atomic_write_text, load_torch, save_torch
 from .bank import build_bank
@@ -28,9 +28,9 @@ __all__ = ['MODEL_TYPES', 'REFERENCE_RECIPE', 'METRIC_COLUMNS', 'CHECKPOINT_MARK
            'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint', 'write_checkpoint_marker',
            'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint', 'load_trainer_state', 'load_trained',
            'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch', 'bank_overlay',
-           'step_loss', 'ema_memory_update', 'TrainResult', 'prepare_out_dir', 'resume_conflicts', 'fit', 'fact_stream',
-           'pretrain', 'split_eval', 'train_memory', 'cli_help', 'parse_cli', 'cli_errors', 'pretrain_cli',
-           'train_memory_cli', 'demo_cli']
+           'step_loss', 'ema_memory_update', 'TrainResult', 'prepare_out_dir', 'resume_conflicts',
+           'accelerator_available', 'fit', 'fact_stream', 'pretrain', 'split_eval', 'train_memory', 'pretrain_qwen3',
+           'cli_help', 'parse_cli', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -149,14 +149,15 @@ METRIC_COLUMNS = ["step", "kind", "train_loss", "eval_loss", "lr", "tokens_per_s
 
 class MetricsLog:
     "Append-only CSV of training metrics (`METRIC_COLUMNS`); `tracker(metrics, step)` also gets each row's numbers."
-    def __init__(self, path: str | Path, fresh: bool = True, tracker=None):
-        self.path, self.tracker = Path(path), tracker
+    def __init__(self, path: str | Path, fresh: bool = True, tracker=None, active: bool = True):
+        self.path, self.tracker, self.active = Path(path), tracker, active     # inactive: another process writes the file
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if fresh or not self.path.exists():
+        if active and (fresh or not self.path.exists()):
             with open(self.path, "w", newline="") as f: csv.writer(f).writerow(METRIC_COLUMNS)
     def write(self, **row):
         unknown = set(row) - set(METRIC_COLUMNS)
         if unknown: raise ValueError(f"unknown metric columns {sorted(unknown)}")
+        if not self.active: return
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow(["" if row.get(c) is None else row[c] for c in METRIC_COLUMNS])
         if self.tracker:
@@ -434,11 +435,24 @@ def _mean(rows: list[dict], key: str) -> float | None:
     vals = [r[key] for r in rows if key in r]
     return round(sum(vals) / len(vals), 5) if vals else None
 
+def accelerator_available() -> bool:
+    "Whether torch sees a GPU (CUDA) or an Apple GPU (MPS)."
+    return torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
+
 def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None) -> TrainResult:
     "Train `model` on `train_data` (a `TextBatches` or a `FactStream`) per `cfg` (see the notebook for what is logged and saved)."
     torch.manual_seed(cfg.seed); random.seed(cfg.seed)
-    out_dir = prepare_out_dir(cfg)
-    acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=cfg.trackers or None, project_dir=out_dir / "trackers")
+    out_dir = Path(cfg.out_dir)
+    # each process keeps its own bank: a fact batch writes its counterfactual entries into it for one step, so DDP must
+    # not overwrite the buffers with rank 0's at every forward (every other write is the same on all processes)
+    acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=cfg.trackers or None, project_dir=out_dir / "trackers",
+                      cpu=not accelerator_available(),     # (a CPU-only machine: several processes talk over gloo)
+                      kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)])
+    if acc.num_processes > 1 and cfg.ema_update:
+        raise ValueError("ema_update=true rewrites bank entries from each process's own batch, so the banks of a multi-process "
+                         "run would drift apart: train it in one process")
+    if acc.is_main_process: prepare_out_dir(cfg)
+    acc.wait_for_everyone()
     if cfg.trackers:
         acc.init_trackers(out_dir.name, config={k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))},
                           init_kwargs={"swanlab": {"mode": "offline", "logdir": str(out_dir / "trackers" / "swanlog")}})
@@ -449,7 +463,7 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
                             lr=cfg.learning_rate, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
     step = 0
-    log = MetricsLog(out_dir / "metrics.csv", fresh=cfg.resume_from is None,
+    log = MetricsLog(out_dir / "metrics.csv", fresh=cfg.resume_from is None, active=acc.is_main_process,
                      tracker=(lambda m, s: acc.log(m, step=s)) if cfg.trackers else None)
     if cfg.resume_from:
         st = load_trainer_state(cfg.resume_from)
@@ -460,7 +474,7 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
         opt.load_state_dict(st["optimizer"]); sched.load_state_dict(st["scheduler"]); step = st["step"]
         torch.set_rng_state(st["rng_torch"]); random.setstate(st["rng_python"])
         if st.get("rng_cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["rng_cuda"])
-        truncate_metrics(out_dir / "metrics.csv", step)
+        if acc.is_main_process: truncate_metrics(out_dir / "metrics.csv", step)
         acc.print(f"resumed from {cfg.resume_from} at step {step}")
     model, opt = acc.prepare(model, opt)
     raw = acc.unwrap_model(model)
@@ -494,8 +508,9 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
         for j in range(cfg.accumulation_steps):
             micro = step * cfg.accumulation_steps + j
             batch = draw_batch(train_data, micro, acc.process_index, acc.num_processes)
+            seq = micro * acc.num_processes + acc.process_index   # this micro-batch's number over all processes
             with bank_overlay(raw, batch):
-                with acc.autocast(): loss, p = step_loss(model, raw, batch, cfg, micro, dev)
+                with acc.autocast(): loss, p = step_loss(model, raw, batch, cfg, seq, dev)
                 acc.backward(loss / cfg.accumulation_steps)
             parts.append({k: v for k, v in p.items() if k != "traces" or j == cfg.accumulation_steps - 1})
             tokens_since += p["tokens"]
@@ -505,6 +520,7 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
             ema_memory_update(raw, parts[-1]["traces"], getattr(batch, "overlay_indices", None), raw.config.ema_decay)
         if cfg.recluster_every and can_cluster and step % cfg.recluster_every == 0: raw.cluster_keys(seed=cfg.seed + step)
         step_lm = _mean(parts, "lm_loss")
+        if acc.num_processes > 1: step_lm = acc.reduce(torch.tensor(step_lm, device=dev), "mean").item()   # the global batch's
         if not math.isfinite(step_lm):
             done = checkpoint_steps(out_dir)
             raise FloatingPointError(f"training loss is {step_lm} at step {step}: the run stops here and saves nothing "
@@ -621,6 +637,29 @@ def train_memory(model_config: ExplicitLMConfig | None = None, train_config: Tra
         train_ds, eval_ds = (data, SFTDataset(cfg.eval_path, tok, max_len)) if cfg.eval_path else split_eval(data, seed=cfg.seed)
         train_data = TextBatches(train_ds, cfg.batch_size, cfg.seed)
     return fit(model, train_data, eval_ds, cfg, tok)
+
+# %% ../nbs/10_train.ipynb #c062
+def pretrain_qwen3(path: str | Path, tokenizer=None, steps: int = 1500, dim: int = 128, layers: int = 4, learning_rate: float = 2e-3,
+                   batch_size: int = 32, max_len: int = 128, tie_word_embeddings: bool = True, seed: int = 0, progress: bool = True) -> Path:
+    "Train a small `Qwen3ForCausalLM` from scratch on the bundled pretraining texts (plain LM loss); save it and the tokenizer to `path`."
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+    tok = tokenizer or load_local_tokenizer()
+    torch.manual_seed(seed)
+    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=dim, intermediate_size=3 * dim, num_hidden_layers=layers,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=dim // 4, max_position_embeddings=2 * max_len,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
+                      tie_word_embeddings=tie_word_embeddings)
+    model = Qwen3ForCausalLM(cfg).train()
+    batches = TextBatches(PretrainDataset(bundled_data_dir() / "pretrain.jsonl", tok, max_len), batch_size, seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.95), weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, min(30, steps // 10), steps, 0.1))
+    for step in tqdm(range(steps), desc="pretrain Qwen3", disable=not progress):
+        b = batches.batch(step)
+        loss = model(b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
+        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); sched.step()
+    with atomic_path(path) as tmp:
+        model.eval().save_pretrained(tmp); tok.save_pretrained(tmp)
+    return Path(path)
 
 # %% ../nbs/10_train.ipynb #c043
 def cli_help(prog: str, description: str, train_defaults: dict | None = None, model_defaults=None) -> str:
