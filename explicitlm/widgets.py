@@ -17,6 +17,8 @@ from .files import atomic_path
 import ipywidgets as widgets
 from .monitor import THRESHOLDS, check, selection_entropy
 from .eval import memory_layers
+from .update import update_bank, BankUpdate
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['RETRIEVAL_COLUMNS', 'NOTHING_SELECTED', 'SIGNALS', 'STATUS_COLOURS', 'new_figure', 'figure_png', 'show_figure',
@@ -284,8 +286,9 @@ def _status_html(text: str, level: str = "ok") -> str:
 class BankEditor:
     "Widget: page, search, edit and freeze bank entries, and watch the model's answer to `question` change."
     def __init__(self, model, tokenizer, question: str = "Kouvan Vope was born in", page_size: int = 10,
-                 max_new_tokens: int = 12):
+                 max_new_tokens: int = 12, update_options: dict | None = None):
         self.model, self.tokenizer, self.bank = model, tokenizer, memory_bank_of(model)
+        self.update_options = dict(update_options or {})       # passed to update_bank by "Apply text" (form, compressor, force, ...)
         self.page_size, self.max_new_tokens, self.page, self.query = page_size, max_new_tokens, 0, ""
         self.matches, self.history, self.answer, self.n_answers = bank_matches(self.bank), [], "", 0
         self.page_df = pd.DataFrame(columns=["index", "text", "frozen", "valid"])
@@ -301,6 +304,12 @@ class BankEditor:
         self.question_box = W.Text(value=question, description="question", continuous_update=False,
                                    layout=W.Layout(width="60%"))
         self.answer_html = W.HTML()
+        self.paste_box = W.Textarea(placeholder="paste a paragraph of new knowledge, then Preview and Apply text",
+                                    layout=W.Layout(width="70%", height="5em"))
+        self.preview_button, self.apply_text_button = W.Button(description="Preview"), W.Button(description="Apply text")
+        self.preview_html = W.HTML()
+        self.preview_button.on_click(lambda _: self.preview_text())
+        self.apply_text_button.on_click(lambda _: self.apply_text())
         self.search_box.observe(lambda ch: ch["new"] != self.query and self.search(ch["new"]), "value")
         self.prev_button.on_click(lambda _: self.goto_page(self.page - 1))
         self.next_button.on_click(lambda _: self.goto_page(self.page + 1))
@@ -312,7 +321,8 @@ class BankEditor:
         self._syncing = False
         self.view = W.VBox([W.HBox([self.search_box, self.prev_button, self.next_button, self.page_label]), self.html,
                             W.HBox([self.index_box, self.text_box, self.apply_button, self.freeze_button, self.undo_button]),
-                            self.status, self.question_box, self.answer_html])
+                            self.status, W.HBox([self.paste_box, W.VBox([self.preview_button, self.apply_text_button])]),
+                            self.preview_html, self.question_box, self.answer_html])
         self._show_page(); self._load_entry(); self._update_answer()
 
     def _repr_mimebundle_(self, **kwargs): return self.view._repr_mimebundle_(**kwargs)
@@ -413,12 +423,16 @@ class BankEditor:
         return bool(self.bank.frozen[index])
 
     def undo(self) -> bool:
-        "Restore the entry changed by the last applied edit; False if there is nothing to undo."
+        "Undo the last applied edit (one entry) or text update (all its entries); False if there is nothing to undo."
         if not self.history:
             self.status.value = _status_html("nothing to undo", "warn"); return False
-        i, old, valid = self.history.pop()
-        self.bank.tokens[i] = old; self.bank.valid[i] = valid; self.bank.touch([i])
-        self.status.value = _status_html(f"entry {i} restored: {self.bank.decode(i, self.tokenizer)!r}")
+        last = self.history.pop()
+        if isinstance(last, BankUpdate):
+            self.status.value = _status_html(f"text update undone: {last.undo()} entries restored")
+        else:
+            i, old, valid = last
+            self.bank.tokens[i] = old; self.bank.valid[i] = valid; self.bank.touch([i])
+            self.status.value = _status_html(f"entry {i} restored: {self.bank.decode(i, self.tokenizer)!r}")
         self._show_page(); self._load_entry(); self._update_answer()
         return True
 
@@ -444,6 +458,35 @@ def bank_page_figure(page: pd.DataFrame, title: str | None = None) -> Figure:
         cell.PAD = 0.1 if col != 1 else 0.015        # matplotlib pads by a fraction of the cell width
         if row == 0: cell.set_text_props(weight="bold"); cell.set_facecolor("#f5f5f5")
     return fig
+
+# %% ../nbs/12_widgets.ipynb #c064
+def _update_html(update: BankUpdate, verb: str) -> str:
+    skipped = "".join(f"<br>already in the bank (entry {s['index']}): {html.escape(s['text'])}" for s in update.skipped)
+    return (f"<b>{verb}</b>: {len(update.changes)} entries, from {len(update.facts)} facts read"
+            + html_table(update.frame(), ["index", "old_text", "new_text", "reason"], empty="(no change)") + skipped)
+
+@patch
+def preview_text(self: BankEditor, text: str | None = None) -> BankUpdate | None:
+    "Show what `update_bank` would write for `text` (default: the paste box), changing nothing; None if it is refused."
+    if text is not None: self.paste_box.value = text
+    try: update = update_bank(self.model, self.paste_box.value, self.tokenizer, dry_run=True, **self.update_options)
+    except ValueError as e:
+        self.preview_html.value = _status_html(f"nothing would be written: {e}", "error"); return None
+    self.preview_html.value = _update_html(update, "preview (nothing written yet)")
+    return update
+
+@patch
+def apply_text(self: BankEditor, text: str | None = None) -> BankUpdate | None:
+    "Write the facts of `text` (default: the paste box) into the bank with `update_bank`; Undo reverts it all. None if refused."
+    if text is not None: self.paste_box.value = text
+    try: update = update_bank(self.model, self.paste_box.value, self.tokenizer, **self.update_options)
+    except ValueError as e:
+        self.status.value = _status_html(f"text refused, bank unchanged: {e}", "error"); return None
+    if update.applied: self.history.append(update)
+    self.preview_html.value = _update_html(update, "written")
+    self.status.value = _status_html(f"{len(update.changes)} entries written from the text")
+    self._show_page(); self._load_entry(); self._update_answer()
+    return update
 
 # %% ../nbs/12_widgets.ipynb #c040
 from .train import METRIC_COLUMNS        # the format the training loops write
