@@ -10,6 +10,7 @@
    the most favourable brute force).
 
     python bench/cost.py                # ~5 min on 2 CPU cores
+    pip install product-key-memory==0.3.0   # the peer of the retrieval table (benchmark only, not a dependency)
 """
 import argparse, json, math, multiprocessing as mp, resource, statistics, time
 import pandas as pd
@@ -116,6 +117,20 @@ def brute_force_topk(q, entry_vecs, k, chunk=65536):
     return best_s, best_i
 
 
+def peer_pkm(n, dim, kd, topk):
+    "lucidrains' product-key memory at our shape (one head, sqrt(n) x sqrt(n) sub-keys, top-k), or None if not installed."
+    try: from product_key_memory import PKM
+    except ImportError: return None
+    torch.manual_seed(0)
+    return PKM(dim, heads=1, num_keys=math.isqrt(n), topk=topk, dim_head=kd).eval()
+
+
+def held_mib(*tensors) -> float:
+    "MiB held by `tensors` (parameters and buffers that a retrieval needs; each counted once)."
+    unique = {id(t): t for t in tensors if t is not None}.values()
+    return sum(t.numel() * t.element_size() for t in unique) / 2**20
+
+
 @torch.no_grad()
 def retrieval_scaling(sizes, batch=16, seq=64, dim=128, kd=64, length=16, mode="token", internal=32):
     rows = []
@@ -136,8 +151,15 @@ def retrieval_scaling(sizes, batch=16, seq=64, dim=128, kd=64, length=16, mode="
                          gate_total_ms=timed(lambda: gate(x, bank, emb)),
                          brute_force_ms=timed(lambda: brute_force_topk(q if mode == "token" else q.reshape(batch, seq, kd).mean(1), vecs, k), repeat=3)))
         rows[-1]["brute/stage1"] = rows[-1]["brute_force_ms"] / rows[-1]["stage1_ms"]
+        rows[-1]["gate/stage1"] = rows[-1]["gate_total_ms"] / rows[-1]["stage1_ms"]
+        rows[-1]["ours_held_mib"] = held_mib(bank.tokens, gate.key_cache, *gate.buffers(), *gate.parameters())
+        peer = peer_pkm(n, dim, kd, k) if mode == "token" else None
+        if peer is not None:                    # its whole forward: scores, top-k, the weighted sum of value vectors
+            rows[-1]["peer_pkm_ms"] = timed(lambda: peer(x))
+            rows[-1]["gate/peer"] = rows[-1]["gate_total_ms"] / rows[-1]["peer_pkm_ms"]
+            rows[-1]["peer_held_mib"] = held_mib(*peer.parameters(), *peer.buffers())
         print(rows[-1], flush=True)
-        del vecs, bank
+        del vecs, bank, peer
     return pd.DataFrame(rows)
 
 
@@ -145,8 +167,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1024,16384,262144,1048576")
     ap.add_argument("--skip-retrieval", action="store_true", help="only the training-cost table")
+    ap.add_argument("--skip-training", action="store_true", help="only the retrieval table")
     a = ap.parse_args(argv)
+    torch.set_num_threads(2)
     t0 = time.time()
+    if not a.skip_training: training_table()
+    if not a.skip_retrieval: retrieval_table(a.sizes, t0)
+
+
+def training_table():
     tp, mem_cfg = throughput()
     write_result("cost_training", "Cost: training throughput, memory and parameters (equal size)", tp,
                  ["tokens_per_s measured by interleaving 6 rounds x 10 steps of each model in one process: the reference recipe's "
@@ -155,8 +184,10 @@ def main(argv=None):
                   "peak_train_mib = peak resident memory added by building the model and training it 20 steps, in a fresh subprocess (sampled every ms).",
                   "CPU, float32, batches of 24 fact statements + 8 bundled biographies."],
                  dict(fusion_dim=mem_cfg.fusion_dim, dim=mem_cfg.dim, n_layers=mem_cfg.n_layers, knowledge_num=mem_cfg.knowledge_num))
-    if a.skip_retrieval: return
-    sizes = [int(s) for s in a.sizes.split(",")]
+
+
+def retrieval_table(sizes, t0):
+    sizes = [int(s) for s in sizes.split(",")]
     sc = pd.concat([retrieval_scaling(sizes, mode="token", internal=32), retrieval_scaling(sizes, mode="mean", internal=128)])
     write_result("cost_retrieval", "Cost: retrieval time per batch vs knowledge_num", sc,
                  ["Batch of 16 sequences x 64 tokens, hidden 128, knowledge_dim 64, entries of 16 tokens, eval mode, median of 5 runs.",
@@ -167,6 +198,13 @@ def main(argv=None):
                   "O(knowledge_num) per query, the cost product keys avoid.",
                   "token mode: one query per token (MiniMind), num_candidates_internal=32; mean mode: one query per sequence "
                   "(the seeds' ExplicitLM), num_candidates_internal=128.",
+                  "peer_pkm_ms: lucidrains' product-key-memory (PKM, PyPI 0.3.0; `pip install product-key-memory` — installed for "
+                  "this benchmark only) at the same shape in the same process: one head, sqrt(knowledge_num) x sqrt(knowledge_num) "
+                  "sub-keys, top-32, its whole forward (query, sub-key scores, top-k, weighted sum of the selected value vectors). "
+                  "It reads learned value vectors; ours re-scores readable entries, so the work differs: read gate/peer as what "
+                  "readable entries cost over opaque values.",
+                  "ours_held_mib / peer_held_mib: memory held for retrieval (ours: bank token ids, the entries' cached keys, the "
+                  "cell index, sub-keys and projections; the peer: its value table, sub-keys and projections).",
                   f"Total wall time {time.time() - t0:.0f}s."],
                  dict(sizes=sizes))
 
