@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from explicitlm.corpus import bundled_data_dir
+from explicitlm.data import bundled_data_dir
 from explicitlm.data import load_local_tokenizer
 from explicitlm.minimind import BaselineLM, MemoryLM
 from explicitlm.train import REFERENCE_RECIPE, TrainConfig, cpu_demo_config, load_trained, pretrain

@@ -17,7 +17,8 @@ from .config import ExplicitLMConfig, is_perfect_square
 from .files import load_torch, save_torch
 
 # %% auto #0
-__all__ = ['read_knowledge_texts', 'MemoryBank', 'tokenizer_fingerprint', 'bank_cache_key', 'build_bank', 'EntryEncoder']
+__all__ = ['read_knowledge_texts', 'MemoryBank', 'tokenizer_fingerprint', 'bank_cache_key', 'build_bank', 'check_bank',
+           'EntryEncoder']
 
 # %% ../nbs/01_bank.ipynb #c008
 def _item_text(item, i: int, source) -> str:
@@ -372,6 +373,23 @@ def build_bank(source, tokenizer, knowledge_num: int, knowledge_length: int, cac
             if verbose: print(f"memory bank: tokenized {len(texts)} entries, cached to {path}")
     bank.frozen.zero_()
     if freeze_ratio: bank.freeze(ratio=freeze_ratio, seed=seed)
+    return bank
+
+# %% ../nbs/01_bank.ipynb #c058
+def check_bank(bank: MemoryBank, config: ExplicitLMConfig, vocab_size: int) -> MemoryBank:
+    "`bank` if it fits `config` (entries and their length) and a model embedding `vocab_size` token ids; else an error naming the values."
+    if bank.knowledge_num != config.knowledge_num:
+        raise ValueError(f"bank has knowledge_num={bank.knowledge_num} entries but config.knowledge_num={config.knowledge_num}")
+    if bank.knowledge_length != config.knowledge_length:
+        raise ValueError(f"bank entries have knowledge_length={bank.knowledge_length} tokens but "
+                         f"config.knowledge_length={config.knowledge_length}")
+    if bank.vocab_size is not None and bank.vocab_size > vocab_size:
+        raise ValueError(f"bank built with another tokenizer's vocabulary: bank vocab_size={bank.vocab_size} > the "
+                         f"model's vocabulary of {vocab_size} tokens")
+    top = int(bank.tokens.max()) if bank.tokens.numel() else 0
+    if top >= vocab_size:
+        raise ValueError(f"bank holds token id {top} but the model embeds ids 0..{vocab_size - 1}: bank built with "
+                         "another tokenizer's vocabulary")
     return bank
 
 # %% ../nbs/01_bank.ipynb #c041

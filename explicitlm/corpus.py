@@ -9,27 +9,15 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Iterable
 from .files import atomic_write_text
+from .data import bundled_data_dir, OMCQ_INSTRUCTION, LETTERS, convert_omcq_to_sft
 
 # %% auto #0
 __all__ = ['ONSETS', 'VOWELS', 'CODAS', 'PREDICATES', 'TWO_HOP', 'FIELDS', 'INSTRUMENTS', 'COMPANY_SUFFIXES', 'COUNTRY_SUFFIXES',
-           'PERSON_YEARS', 'COMPANY_YEARS', 'OMCQ_INSTRUCTION', 'UNKNOWN', 'FACT_NAMESPACE', 'LETTERS',
-           'SPECIAL_TOKENS', 'CHAT_TEMPLATE', 'bundled_data_dir', 'invented_word', 'unique_words', 'Entity',
-           'make_entities', 'Fact', 'make_fact', 'fact_sentences', 'cloze_prompt', 'paraphrase_probes',
-           'two_hop_probes', 'render', 'biography', 'distractor_pool', 'make_mcq', 'train_tokenizer',
-           'make_tokenizer_config_portable', 'heldout_biographies', 'pretrain_texts', 'write_corpus', 'readme_text',
-           'main']
-
-# %% ../nbs/05_corpus.ipynb #c006
-def bundled_data_dir() -> Path:
-    "The repository's `data/` directory (next to the `explicitlm` package); error if it is not there."
-    import explicitlm
-    d = Path(explicitlm.__file__).resolve().parent.parent / "data"
-    if not (d / "sentence_trex.json").is_file():
-        raise FileNotFoundError(
-            f"bundled data not found at {d} (expected {d/'sentence_trex.json'}). The data/ directory ships with the "
-            "repository, not the wheel: use an editable install (`pip install -e .` in a clone), pass an explicit path, "
-            "or regenerate it with `python -m explicitlm.corpus --out <dir>`.")
-    return d
+           'PERSON_YEARS', 'COMPANY_YEARS', 'UNKNOWN', 'FACT_NAMESPACE', 'SPECIAL_TOKENS', 'CHAT_TEMPLATE',
+           'invented_word', 'unique_words', 'Entity', 'make_entities', 'Fact', 'make_fact', 'fact_sentences',
+           'cloze_prompt', 'paraphrase_probes', 'two_hop_probes', 'render', 'biography', 'distractor_pool', 'make_mcq',
+           'train_tokenizer', 'make_tokenizer_config_portable', 'heldout_biographies', 'pretrain_texts', 'write_corpus',
+           'readme_text', 'main']
 
 # %% ../nbs/05_corpus.ipynb #c009
 ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "tr", "th", "sh", "st"]
@@ -101,7 +89,6 @@ INSTRUMENTS = ["cello", "violin", "oboe", "flute", "harp", "piano", "clarinet", 
 COMPANY_SUFFIXES = ["Labs", "Works", "Industries", "Systems", "Foundry", "Press", "Dynamics", "Instruments", "Mills"]
 COUNTRY_SUFFIXES = ["land", "mark", "ria"]
 PERSON_YEARS, COMPANY_YEARS = (1800, 1990), (1760, 1960)
-OMCQ_INSTRUCTION = "请选择正确答案。"  # the seeds' SFT instruction ("choose the correct answer"), see `explicitlm.data`
 UNKNOWN = "unknown"  # what a model trained on the fact stream answers when the bank holds no entry for the question
 
 # %% ../nbs/05_corpus.ipynb #c015
@@ -177,7 +164,7 @@ def fact_sentences(entities: Iterable[Entity]) -> list[Fact]:
     "All facts of `entities`, in entity order and `PREDICATES` order."
     return [make_fact(e.name, p, e.attrs[p], e.split) for e in entities for p in PREDICATES if p in e.attrs]
 
-# %% ../nbs/05_corpus.ipynb #c053
+# %% ../nbs/05_corpus.ipynb #c006
 def cloze_prompt(template: str, subject: str) -> str:
     "The text of `template` before its object, for `subject` (the template must end with its object)."
     if not template.endswith("{o}.") or template.index("{s}") > template.index("{o}"):
@@ -217,8 +204,6 @@ def biography(facts: list[Fact], rng: random.Random, style: str = "train", n_sen
     return " ".join(render(f, style, rng) for f in chosen)
 
 # %% ../nbs/05_corpus.ipynb #c024
-LETTERS = "ABCDEFGH"
-
 def distractor_pool(facts: list[Fact]) -> dict[str, list[str]]:
     "Candidate wrong answers per predicate: every known value of its object type (all cities, companies, years...), sorted."
     by_type = {"year": {str(y) for y in range(min(PERSON_YEARS[0], COMPANY_YEARS[0]), max(PERSON_YEARS[1], COMPANY_YEARS[1]) + 1)},
@@ -376,7 +361,6 @@ def write_corpus(out_dir: str | Path, seed: int = 0, n_people: int = 600, n_citi
         "two_hop_probes.jsonl": _jsonl(two_hop_probes(facts)),
     }
     for name, text in files.items(): atomic_write_text(out / name, text)
-    from explicitlm.data import convert_omcq_to_sft  # imported here: explicitlm.data itself imports this module
     convert_omcq_to_sft(out / "omcq_train.json", out / "omcq_train_sft.jsonl")
     # the tokenizer sees the training and paraphrase texts (as it did before `pretrain_eval.jsonl` became in-distribution,
     # so the bundled tokenizer is unchanged); the in-distribution held-out texts add no new words or phrasings anyway

@@ -11,13 +11,29 @@ from typing import Iterable, Iterator
 import torch
 from torch.utils.data import Dataset, DataLoader
 from tqdm.auto import tqdm
-from .corpus import bundled_data_dir, OMCQ_INSTRUCTION, LETTERS
 from .files import atomic_path
 
 # %% auto #0
-__all__ = ['CHAT_ROLES', 'JsonlReader', 'read_jsonl', 'load_records', 'load_local_tokenizer', 'pad_item', 'PretrainDataset',
-           'validate_conversation', 'chatml_text', 'encode_conversation', 'SFTDataset', 'collate', 'make_dataloader',
-           'omcq_to_conversation', 'load_omcq', 'convert_omcq_to_sft', 'convert_omcq_cli']
+__all__ = ['LETTERS', 'OMCQ_INSTRUCTION', 'CHAT_ROLES', 'bundled_data_dir', 'JsonlReader', 'read_jsonl', 'load_records',
+           'load_local_tokenizer', 'pad_item', 'PretrainDataset', 'validate_conversation', 'chatml_text',
+           'encode_conversation', 'SFTDataset', 'collate', 'make_dataloader', 'answer_index', 'omcq_to_conversation',
+           'load_omcq', 'convert_omcq_to_sft', 'convert_omcq_cli']
+
+# %% ../nbs/06_data.ipynb #c034
+def bundled_data_dir() -> Path:
+    "The repository's `data/` directory (next to the `explicitlm` package); error if it is not there."
+    import explicitlm
+    d = Path(explicitlm.__file__).resolve().parent.parent / "data"
+    if not (d / "sentence_trex.json").is_file():
+        raise FileNotFoundError(
+            f"bundled data not found at {d} (expected {d/'sentence_trex.json'}). The data/ directory ships with the "
+            "repository, not the wheel: use an editable install (`pip install -e .` in a clone), pass an explicit path, "
+            "or regenerate it with `python -m explicitlm.corpus --out <dir>`.")
+    return d
+
+# %% ../nbs/06_data.ipynb #c037
+LETTERS = "ABCDEFGH"
+OMCQ_INSTRUCTION = "请选择正确答案。"  # the seeds' SFT instruction ("choose the correct answer")
 
 # %% ../nbs/06_data.ipynb #c006
 class JsonlReader:
@@ -172,6 +188,15 @@ def make_dataloader(dataset: Dataset, batch_size: int = 8, shuffle: bool = True,
                       num_workers=num_workers, collate_fn=partial(collate, trim=trim))  # partial: picklable for workers
 
 # %% ../nbs/06_data.ipynb #c025
+def answer_index(item: dict, where: str = "item") -> int:
+    "Index of the correct option of an MCQ `item` whose `answer` is a letter (A, B, ...) or the option text."
+    opts, ans = item.get("options"), item.get("answer")
+    if not isinstance(opts, list) or len(opts) < 2: raise ValueError(f"{where}: needs a list of at least 2 options, got {opts!r:.80}")
+    letters = LETTERS[:len(opts)]
+    if isinstance(ans, str) and len(ans) == 1 and ans.upper() in letters: return letters.index(ans.upper())
+    if ans in opts: return opts.index(ans)
+    raise ValueError(f"{where}: answer {ans!r} is neither a letter in {letters!r} nor one of the options {opts}")
+
 def omcq_to_conversation(item: dict, where: str = "item") -> list[dict]:
     "The user/assistant conversation for one OMCQ item (`question`, `options`, `answer` letter or option text)."
     if not isinstance(item, dict): raise ValueError(f"{where}: expected a dict, got {type(item).__name__}")
@@ -181,10 +206,7 @@ def omcq_to_conversation(item: dict, where: str = "item") -> list[dict]:
     if not isinstance(q, str) or not isinstance(opts, list) or not 2 <= len(opts) <= len(LETTERS) \
             or not all(isinstance(o, str) for o in opts):
         raise ValueError(f"{where}: need a string question and 2-{len(LETTERS)} string options, got {q!r:.60}, {opts!r:.80}")
-    letters = LETTERS[:len(opts)]
-    if isinstance(ans, str) and len(ans) == 1 and ans.upper() in letters: k = letters.index(ans.upper())
-    elif ans in opts: k = opts.index(ans)
-    else: raise ValueError(f"{where}: answer {ans!r} is neither a letter in {letters!r} nor one of the options {opts}")
+    letters, k = LETTERS[:len(opts)], answer_index(item, where)
     shown = ",".join(f"{l}:{o}" for l, o in zip(letters, opts))
     return [dict(role="user", content=f"{q}\n{shown}\n{OMCQ_INSTRUCTION}"),
             dict(role="assistant", content=f"{letters[k]}:{opts[k]}")]

@@ -14,16 +14,15 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
-from .corpus import bundled_data_dir, LETTERS
-from .data import PretrainDataset, make_dataloader, read_jsonl, load_omcq
+from .data import PretrainDataset, make_dataloader, read_jsonl, load_omcq, bundled_data_dir, answer_index
 from .monitor import mean_repetition_rate, usage_counts, selection_entropy
 
 # %% auto #0
 __all__ = ['HIT_COLUMNS', 'COMPARE_COLUMNS', 'load_facts', 'default_paths', 'check_vocab', 'context_length', 'eval_mode',
            'subsample', 'shifted_nll', 'as_dataloader', 'eval_loss', 'continuation_logprobs', 'continuation_samples',
-           'generation_stats', 'answer_index', 'mcq_prompt', 'mcq_accuracy', 'answer_matches', 'greedy_continuations',
-           'fact_recall', 'fact_bank_index', 'trace_hits', 'memory_layers', 'memory_hits', 'summarize_hits',
-           'memory_hit_rate', 'hit_rate_by_correctness', 'selection_stats', 'evaluate_model', 'compare_checkpoints']
+           'generation_stats', 'mcq_prompt', 'mcq_accuracy', 'answer_matches', 'greedy_continuations', 'fact_recall',
+           'fact_bank_index', 'trace_hits', 'memory_layers', 'memory_hits', 'summarize_hits', 'memory_hit_rate',
+           'hit_rate_by_correctness', 'selection_stats', 'evaluate_model', 'compare_checkpoints']
 
 # %% ../nbs/11_eval.ipynb #c006
 def load_facts(path: str | Path | None = None) -> list[dict]:
@@ -101,22 +100,32 @@ def as_dataloader(data, tokenizer, batch_size: int = 16, max_seq_len: int = 512)
     if len(data) == 0: raise ValueError("no texts to evaluate: the dataset is empty")
     return make_dataloader(data, batch_size, shuffle=False)
 
-def eval_loss(model, data, tokenizer, batch_size: int = 16, max_batches: int | None = None, progress: bool = True) -> dict:
-    "Token-weighted held-out loss of `model` on `data` (see `as_dataloader`): `dict(loss, perplexity, tokens)`."
-    check_vocab(model, tokenizer)
+def eval_loss(model, data, tokenizer=None, batch_size: int = 16, max_batches: int | None = None, progress: bool = True,
+              usage: bool = False) -> dict:
+    """Token-weighted held-out loss of `model` on `data` (see `as_dataloader`): `dict(loss, perplexity, tokens)`; with
+    `usage`, a memory model's selection count per entry and their entropy too (`usage`, `selection_entropy`)."""
+    if tokenizer is not None: check_vocab(model, tokenizer)
     loader = as_dataloader(data, tokenizer, batch_size, context_length(model))
-    total, count, dev = 0.0, 0, _device(model)
+    traced = usage and bool(getattr(model, "memory_layers", None))
+    total, count, dev, picked = 0.0, 0, _device(model), []
     n = len(loader) if max_batches is None else min(max_batches, len(loader))
     with eval_mode(model):
         for i, batch in enumerate(tqdm(loader, total=n, desc="eval loss", disable=not progress or n < 10, leave=False)):
             if i >= n: break
-            mask = batch.get("attention_mask")
-            logits = model(batch["input_ids"].to(dev), attention_mask=None if mask is None else mask.to(dev)).logits
-            s, c = shifted_nll(logits, batch["labels"].to(dev))
+            ids, mask = batch["input_ids"].to(dev), batch.get("attention_mask")
+            mask = torch.ones_like(ids) if mask is None else mask.to(dev)
+            out = model(ids, attention_mask=mask, **({"output_retrieval": True} if traced else {}))
+            s, c = shifted_nll(out.logits, batch["labels"].to(dev))
             total, count = total + float(s.sum()), count + int(c.sum())
-    if count == 0: raise ValueError("no target tokens in the evaluation data (every label is -100)")
+            if traced: picked += [t.indices[mask.bool()].flatten() for t in out.retrieval if t is not None]
+    if count == 0: raise ValueError(f"no target tokens in the evaluation data ({n} batches; every label is -100): "
+                                    "are its texts all longer than the model's context?")
     loss = total / count
-    return dict(loss=loss, perplexity=math.exp(loss), tokens=count)
+    res = dict(loss=loss, perplexity=math.exp(loss), tokens=count)
+    if picked:
+        res["usage"] = usage_counts(picked, model.config.knowledge_num)
+        res["selection_entropy"] = selection_entropy(res["usage"])
+    return res
 
 # %% ../nbs/11_eval.ipynb #c016
 def continuation_logprobs(model, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
@@ -197,15 +206,6 @@ def generation_stats(samples, eos_token_id: int | None = 0, n: int = 3) -> dict:
                 repetition_rate=mean_repetition_rate(gens, n), n_samples=len(gens))
 
 # %% ../nbs/11_eval.ipynb #c023
-def answer_index(item: dict, where: str = "item") -> int:
-    "Index of the correct option of an MCQ `item` whose `answer` is a letter (A, B, ...) or the option text."
-    opts, ans = item.get("options"), item.get("answer")
-    if not isinstance(opts, list) or len(opts) < 2: raise ValueError(f"{where}: needs a list of at least 2 options, got {opts!r:.80}")
-    letters = LETTERS[:len(opts)]
-    if isinstance(ans, str) and len(ans) == 1 and ans.upper() in letters: return letters.index(ans.upper())
-    if ans in opts: return opts.index(ans)
-    raise ValueError(f"{where}: answer {ans!r} is neither a letter in {letters!r} nor one of the options {opts}")
-
 def mcq_prompt(item: dict, facts_by_uuid: Mapping[str, dict] | None = None, style: str = "cloze") -> str:
     "The prompt the options are scored after: the fact's cloze prompt (`style='cloze'`) or the question text."
     if style == "question": return item["question"]

@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM
 from safetensors.torch import save_file, load_file
 from fastcore.basics import patch
 from .config import ExplicitLMConfig
-from .bank import MemoryBank
+from .bank import MemoryBank, check_bank
 from .files import atomic_write_text
 from .fusion import MemoryLayer, RetrievalTrace, CopyHead, copy_log_probs, freeze_all_but_memory, parameter_report
 from .gate import GateOutput
@@ -25,8 +25,8 @@ except ImportError: GradientCheckpointingLayer = nn.Module   # older transformer
 # %% auto #0
 __all__ = ['DECODER_LAYER_PARTS', 'MEMORY_WEIGHTS', 'MEMORY_CONFIG', 'MEMORY_META', 'MEMORY_BANK', 'SHAPE_FIELDS',
            'decoder_layers', 'check_decoder_layer', 'QueryState', 'CastEmbedding', 'MemoryContext', 'run_forward_hooks',
-           'MemoryAugmentedDecoderLayer', 'resolve_memory_layers', 'backbone_vocab_size', 'check_bank', 'ExplicitLM',
-           'load_backbone', 'read_memory_meta', 'check_memory_fits']
+           'MemoryAugmentedDecoderLayer', 'resolve_memory_layers', 'backbone_vocab_size', 'ExplicitLM', 'load_backbone',
+           'read_memory_meta', 'check_memory_fits']
 
 # %% ../nbs/08_explicit.ipynb #c008
 DECODER_LAYER_PARTS = ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp")
@@ -199,22 +199,6 @@ def resolve_memory_layers(memory_layers, num_layers: int) -> list[int]:
 def backbone_vocab_size(backbone: nn.Module) -> int:
     "Number of rows of the backbone's input embedding (the token ids it can embed)."
     return backbone.get_input_embeddings().weight.shape[0]
-
-def check_bank(bank: MemoryBank, config: ExplicitLMConfig, vocab_size: int) -> MemoryBank:
-    "Raise naming the values when `bank` does not fit `config` or holds ids the backbone (with `vocab_size` rows) can't embed."
-    if bank.knowledge_num != config.knowledge_num:
-        raise ValueError(f"bank has knowledge_num={bank.knowledge_num} entries but config.knowledge_num={config.knowledge_num}")
-    if bank.knowledge_length != config.knowledge_length:
-        raise ValueError(f"bank entries have knowledge_length={bank.knowledge_length} tokens but "
-                         f"config.knowledge_length={config.knowledge_length}")
-    if bank.vocab_size is not None and bank.vocab_size > vocab_size:
-        raise ValueError(f"bank built with another tokenizer's vocabulary: bank vocab_size={bank.vocab_size} > the "
-                         f"backbone's vocabulary of {vocab_size} tokens")
-    top = int(bank.tokens.max()) if bank.tokens.numel() else 0
-    if top >= vocab_size:
-        raise ValueError(f"bank holds token id {top} but the backbone embeds ids 0..{vocab_size - 1}: bank built with "
-                         "another tokenizer's vocabulary")
-    return bank
 
 # %% ../nbs/08_explicit.ipynb #c022
 class ExplicitLM(nn.Module):

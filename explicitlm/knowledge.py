@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Sequence
 import pandas as pd
 import torch
-from .corpus import PREDICATES, UNKNOWN, make_entities, make_fact, cloze_prompt, bundled_data_dir
-from .data import read_jsonl
+from .corpus import PREDICATES, UNKNOWN, make_entities, make_fact, cloze_prompt
+from .data import read_jsonl, bundled_data_dir
 from .eval import greedy_continuations, answer_matches, memory_hits, fact_bank_index, check_vocab
 
 # %% auto #0

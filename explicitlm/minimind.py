@@ -14,7 +14,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from fastcore.basics import patch
 from .config import ExplicitLMConfig
-from .bank import MemoryBank
+from .bank import MemoryBank, check_bank
 from .fusion import MemoryLayer, RMSNorm, RetrievalTrace, CopyHead, copy_log_probs, copy_nll, parameter_report
 from .gate import cluster_all_keys
 
@@ -209,15 +209,7 @@ class MemoryLM(MiniMindLM):
 
     def set_bank(self, bank: MemoryBank) -> MemoryLM:
         "Load `bank`'s entries into the model's bank (shapes and vocabulary must match the config)."
-        c = self.config
-        if (bank.knowledge_num, bank.knowledge_length) != (c.knowledge_num, c.knowledge_length):
-            raise ValueError(f"bank is {bank.knowledge_num}x{bank.knowledge_length}, the model expects "
-                             f"knowledge_num x knowledge_length = {c.knowledge_num}x{c.knowledge_length}")
-        if bank.vocab_size is not None and bank.vocab_size > c.vocab_size:
-            raise ValueError(f"bank was built with a tokenizer of vocab_size={bank.vocab_size}, larger than the model's "
-                             f"vocab_size={c.vocab_size}: it was built with another tokenizer's vocabulary")
-        if bank.tokens.max() >= c.vocab_size:
-            raise ValueError(f"bank holds token id {int(bank.tokens.max())} >= the model's vocab_size={c.vocab_size}")
+        check_bank(bank, self.config, self.config.vocab_size)
         self.memory_bank.tokens.copy_(bank.tokens); self.memory_bank.valid.copy_(bank.valid); self.memory_bank.frozen.copy_(bank.frozen)
         self.memory_bank.tokenizer, self.memory_bank.vocab_size = bank.tokenizer, bank.vocab_size
         self.memory_bank.touch()

@@ -11,8 +11,8 @@ from typing import Iterable, Sequence
 import torch
 
 # %% auto #0
-__all__ = ['THRESHOLDS', 'Threshold', 'repetition_rate', 'mean_repetition_rate', 'usage_counts', 'selection_entropy',
-           'SignalStatus', 'check', 'worst_status', 'format_statuses']
+__all__ = ['THRESHOLDS', 'METRIC_COLUMNS', 'Threshold', 'repetition_rate', 'mean_repetition_rate', 'usage_counts',
+           'selection_entropy', 'SignalStatus', 'check', 'worst_status', 'format_statuses']
 
 # %% ../nbs/09_monitor.ipynb #c005
 @dataclass
@@ -43,6 +43,12 @@ THRESHOLDS = {
     "selection_entropy": Threshold("selection_entropy", 3.0, 2.0, True, "Few entries are selected: increase query diversity (query with h_attn, not x + h_attn).",
                                    "entropy (nats) of how often each bank entry is selected"),
 }
+
+# the columns of a run's metrics.csv — written by the training loops (`explicitlm.train`), read by the training monitor
+# widget: losses, speed, and each signal above with its status
+METRIC_COLUMNS = ["step", "kind", "train_loss", "eval_loss", "lr", "tokens_per_sec", "elapsed_s", "grad_norm",
+                  "retrieval_loss", "retrieval_acc", "selection_entropy", "repetition_rate", "loss_ratio",
+                  *[f"status_{k}" for k in THRESHOLDS], "status"]
 
 # %% ../nbs/09_monitor.ipynb #c008
 def repetition_rate(tokens: Sequence, n: int = 3) -> float:

@@ -17,20 +17,22 @@ from .files import atomic_path, atomic_write_text, load_torch, save_torch
 from .bank import build_bank
 from .minimind import MemoryLM, BaselineLM, NoFFNLM, MiniMindLM
 from .fusion import freeze_all_but_memory, parameter_report
-from .data import load_local_tokenizer, PretrainDataset, SFTDataset, collate, read_jsonl
-from .corpus import bundled_data_dir
+from .data import load_local_tokenizer, PretrainDataset, SFTDataset, collate, read_jsonl, bundled_data_dir
 from .counterfactual import FactStream, FactBatch
 from . import monitor
+from .eval import eval_loss
+from .monitor import METRIC_COLUMNS
 
 # %% auto #0
-__all__ = ['MODEL_TYPES', 'REFERENCE_RECIPE', 'METRIC_COLUMNS', 'CHECKPOINT_MARKER', 'RUN_FILES', 'RESUMABLE_CHANGES',
+__all__ = ['MODEL_TYPES', 'REFERENCE_RECIPE', 'CHECKPOINT_MARKER', 'RUN_FILES', 'RESUMABLE_CHANGES', 'ACCELERATE_CONFIGS',
            'accelerate_trackers', 'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog',
            'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint', 'write_checkpoint_marker',
            'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint', 'load_trainer_state', 'load_trained',
            'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch', 'bank_overlay',
            'step_loss', 'ema_memory_update', 'TrainResult', 'prepare_out_dir', 'resume_conflicts',
            'accelerator_available', 'fit', 'fact_stream', 'pretrain', 'split_eval', 'train_memory', 'pretrain_qwen3',
-           'cli_help', 'parse_cli', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli']
+           'cli_help', 'parse_cli', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli',
+           'write_accelerate_config']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -143,10 +145,6 @@ def lr_factor(step: int, warmup_steps: int, max_steps: int, min_lr_ratio: float 
     return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 # %% ../nbs/10_train.ipynb #c018
-METRIC_COLUMNS = ["step", "kind", "train_loss", "eval_loss", "lr", "tokens_per_sec", "elapsed_s", "grad_norm",
-                  "retrieval_loss", "retrieval_acc", "selection_entropy", "repetition_rate", "loss_ratio", "status_train_loss", "status_loss_ratio",
-                  "status_repetition_rate", "status_selection_entropy", "status"]
-
 class MetricsLog:
     "Append-only CSV of training metrics (`METRIC_COLUMNS`); `tracker(metrics, step)` also gets each row's numbers."
     def __init__(self, path: str | Path, fresh: bool = True, tracker=None, active: bool = True):
@@ -176,25 +174,11 @@ def truncate_metrics(path: str | Path, step: int):
 # %% ../nbs/10_train.ipynb #c021
 @torch.no_grad()
 def evaluate(model, dataset, batch_size: int, max_batches: int, device=None, tokenizer=None, n_generations: int = 0) -> dict:
-    "Eval loss, selection usage/entropy (memory models) and generation repetition rate on `dataset`."
-    was = model.training; model.eval()
-    device = device or next(model.parameters()).device
-    total, count, picked = 0.0, 0, []
-    n = min(len(dataset), batch_size * max_batches)
-    for s in range(0, n, batch_size):
-        b = {k: v.to(device) for k, v in collate([dataset[i] for i in range(s, min(s + batch_size, n))]).items()}
-        out = model(b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"], output_retrieval=True, use_cache=False)
-        ntok = int((b["labels"][:, 1:] != -100).sum())
-        total += out.loss.item() * ntok; count += ntok
-        if getattr(out, "retrieval", None):
-            mask = b["attention_mask"].bool()
-            picked += [t.indices[mask].flatten() for t in out.retrieval if t is not None]
-    if not count: raise ValueError(f"the eval data gave no labelled token ({len(dataset)} items, eval_batches={max_batches}): "
-                                   "check eval_path (or that its texts are not all longer than max_seq_len)")
-    res = {"eval_loss": total / count, "eval_tokens": count}
-    if picked:
-        res["usage"] = monitor.usage_counts(picked, model.config.knowledge_num)
-        res["selection_entropy"] = monitor.selection_entropy(res["usage"])
+    "Held-out loss (`eval.eval_loss`), selection usage/entropy (memory models) and generation repetition rate on `dataset`."
+    r = eval_loss(model, dataset, None, batch_size, max_batches, progress=False, usage=True)
+    res = {"eval_loss": r["loss"], "eval_tokens": r["tokens"], **{k: r[k] for k in ("usage", "selection_entropy") if k in r}}
+    was, device = model.training, device or next(model.parameters()).device
+    model.eval()
     if n_generations and hasattr(model, "generate"):
         seqs = []
         for i in range(min(n_generations, len(dataset))):
@@ -476,6 +460,8 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
         if st.get("rng_cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["rng_cuda"])
         if acc.is_main_process: truncate_metrics(out_dir / "metrics.csv", step)
         acc.print(f"resumed from {cfg.resume_from} at step {step}")
+    if acc.state.deepspeed_plugin is not None:      # DeepSpeed wants the per-GPU micro-batch when no dataloader is prepared
+        acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
     model, opt = acc.prepare(model, opt)
     raw = acc.unwrap_model(model)
     dev = acc.device
@@ -740,3 +726,21 @@ if __name__ == "__main__" and not hasattr(sys, "ps1") and "ipykernel" not in sys
     cmds = {"pretrain": pretrain_cli, "train_memory": train_memory_cli, "demo": demo_cli}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds: raise SystemExit(f"usage: python -m explicitlm.train {{{'|'.join(cmds)}}} key=value ...")
     cmds[sys.argv[1]](sys.argv[2:])
+
+# %% ../nbs/10_train.ipynb #c066
+ACCELERATE_CONFIGS = {
+    "ddp": dict(distributed_type="MULTI_GPU", gpu_ids="all"),
+    "deepspeed_zero2": dict(distributed_type="DEEPSPEED",
+                            deepspeed_config=dict(zero_stage=2, gradient_clipping=1.0, offload_optimizer_device="none",
+                                                  offload_param_device="none", zero3_init_flag=False)),
+}
+
+def write_accelerate_config(path: str | Path, kind: str = "deepspeed_zero2", num_processes: int = 8, mixed_precision: str = "bf16",
+                            accumulation_steps: int = 1) -> Path:
+    "An accelerate config file (JSON) for `accelerate launch --config_file`: `kind` one of `ACCELERATE_CONFIGS`, one machine."
+    if kind not in ACCELERATE_CONFIGS: raise ValueError(f"kind={kind!r}: choose one of {sorted(ACCELERATE_CONFIGS)}")
+    cfg = dict(compute_environment="LOCAL_MACHINE", num_machines=1, machine_rank=0, num_processes=num_processes,
+               mixed_precision=mixed_precision, rdzv_backend="static", same_network=True, use_cpu=False,
+               main_training_function="main", **json.loads(json.dumps(ACCELERATE_CONFIGS[kind])))
+    if "deepspeed_config" in cfg: cfg["deepspeed_config"]["gradient_accumulation_steps"] = accumulation_steps
+    return atomic_write_text(path, json.dumps(cfg, indent=1))

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Sequence
 import torch
-from .corpus import PREDICATES, make_fact, make_entities, bundled_data_dir
-from .data import read_jsonl
+from .corpus import PREDICATES, make_fact, make_entities
+from .data import read_jsonl, bundled_data_dir
 from .files import atomic_path, atomic_write_text, load_torch
 from .knowledge import answers, predicate_values, new_value
 from .eval import answer_matches

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib import colormaps
 from .files import atomic_path
 import ipywidgets as widgets
-from .monitor import THRESHOLDS, check, selection_entropy
+from .monitor import THRESHOLDS, METRIC_COLUMNS, check, selection_entropy
 from .eval import memory_layers
 from .update import update_bank, BankUpdate
 from fastcore.basics import patch
@@ -489,8 +489,7 @@ def apply_text(self: BankEditor, text: str | None = None) -> BankUpdate | None:
     return update
 
 # %% ../nbs/12_widgets.ipynb #c040
-from .train import METRIC_COLUMNS        # the format the training loops write
-SIGNALS = ("train_loss", "loss_ratio", "repetition_rate", "selection_entropy")
+SIGNALS = tuple(THRESHOLDS)            # the monitor's four signals, in its order
 STATUS_COLOURS = {"ok": "#2e7d32", "warn": "#ef6c00", "danger": "#c62828", "n/a": "#9e9e9e"}
 
 def metrics_file(out_dir: str | Path) -> Path:
