@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_update.ipynb #c003
 from __future__ import annotations
-import contextlib, hashlib, importlib.util, json, os, random, re, shutil, sys, time, warnings
+import contextlib, hashlib, importlib.util, json, os, random, re, shutil, sys, time, warnings, weakref
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Sequence
@@ -21,8 +21,8 @@ __all__ = ['NAME', 'OBJECT_PATTERNS', 'PRONOUNS', 'FILLERS', 'APPOSITIVES', 'CL1
            'sentence_extractor', 'paragraph_sentences', 'update_paragraphs', 'write_update_paragraphs',
            'load_update_paragraphs', 'offline_tiktoken_dir', 'environment', 'EntryTooLong', 'n_tokens',
            'protected_segments', 'LinguaCompressor', 'relation_phrase', 'entry_text', 'fact_entry', 'BankChange',
-           'fact_keys', 'least_used', 'plan_changes', 'BankUpdate', 'update_bank', 'update_check', 'parse_update_args',
-           'save_updated_checkpoint', 'update_bank_cli']
+           'parser_signature', 'fact_keys', 'least_used', 'plan_changes', 'BankUpdate', 'update_bank', 'update_check',
+           'parse_update_args', 'save_updated_checkpoint', 'update_bank_cli']
 
 # %% ../nbs/14_update.ipynb #c006
 @dataclass
@@ -58,6 +58,7 @@ class RelationExtractor:
     def __init__(self, predicates: dict = PREDICATES):
         self.patterns = [(p, template_pattern(t, d["object_type"])) for p, d in predicates.items()
                          for t in dict.fromkeys([d["canonical"], *d["train"], *d["eval"]])]
+        self.signature = tuple((p, pat.pattern) for p, pat in self.patterns)    # equal for extractors that read alike
 
     def __repr__(self): return f"RelationExtractor({len(self.patterns)} phrasings)"
 
@@ -300,12 +301,29 @@ class BankChange:
     source: str
     compressed: bool = False
 
+_PARSED = weakref.WeakKeyDictionary()     # bank → (parser signature, bank version, {entry: (subject, relation)})
+
+def parser_signature(parse, tokenizer) -> tuple:
+    "What makes two parses of a bank the same: the parser (an extractor's `signature`, else the function) and the tokenizer."
+    owner = getattr(parse, "__self__", None)
+    return (getattr(owner, "signature", owner) if owner is not None else parse, id(tokenizer))
+
 def fact_keys(bank, tokenizer, parse) -> dict[tuple[str, str], int]:
-    "`{(subject, relation): entry}` over the valid entries whose text `parse` (e.g. `RelationExtractor().match`) reads."
-    idx = bank.valid.nonzero().flatten().tolist()
+    """`{(subject, relation): entry}` over the valid entries whose text `parse` (e.g. `RelationExtractor().match`) reads
+    (the lowest index for a key stated twice). Kept per bank: a later call reads again only the entries written since
+    (`MemoryBank.changes_since`), so an update of a 1M-entry bank does not decode a million entries each time."""
+    sig, cached = parser_signature(parse, tokenizer), _PARSED.get(bank)
+    changed = bank.changes_since(cached[1]) if cached is not None and cached[0] == sig else None
+    entries = cached[2] if changed is not None else {}
+    todo = (bank.valid.nonzero().flatten() if changed is None else changed).tolist()
+    for i in todo: entries.pop(i, None)
+    todo = [i for i in todo if bank.valid[i]]
+    for i, t in zip(todo, bank.texts(todo, tokenizer)):
+        if m := parse(t): entries[i] = (m[0], m[1])
+    _PARSED[bank] = (sig, bank.version, entries)
     out = {}
-    for i, t in zip(idx, bank.texts(idx, tokenizer)):
-        if m := parse(t): out.setdefault((m[0], m[1]), i)
+    for i, k in entries.items():
+        if k not in out or i < out[k]: out[k] = i
     return out
 
 def least_used(bank, usage, force: bool = False) -> list[tuple[int, int]]:
@@ -354,7 +372,7 @@ def plan_changes(bank, tokenizer, items: Sequence[tuple[ExtractedFact, str]], pa
                                 prev.reason if prev else reason, fact.sentence, text != entry_text(fact, form))
     return list(planned.values()), skipped
 
-# %% ../nbs/14_update.ipynb #c034
+# %% ../nbs/14_update.ipynb #c036
 @dataclass
 class BankUpdate:
     "What `update_bank` did (`applied`) or would do (a dry run): facts read, changes, facts skipped; `undo()` reverts."
@@ -407,7 +425,7 @@ def update_bank(model, text: str, tokenizer, extractor=None, form: str = "canoni
     update.applied = True
     return update
 
-# %% ../nbs/14_update.ipynb #c037
+# %% ../nbs/14_update.ipynb #c039
 def update_check(model, tokenizer, paragraphs: Sequence[dict], facts: Sequence[dict], n_untouched: int = 500, seed: int = 0,
                  **update_kwargs) -> dict:
     "Recall after `update_bank` of each paragraph (new people, changed facts, restated ones) and locality on untouched facts."
@@ -439,7 +457,7 @@ def update_check(model, tokenizer, paragraphs: Sequence[dict], facts: Sequence[d
                 refused_paragraphs=len(refused), seconds_per_paragraph=seconds,
                 examples=[(c.source, c.new_text) for c in sorted(changes, key=lambda c: -len(c.source))[:3]])
 
-# %% ../nbs/14_update.ipynb #c042
+# %% ../nbs/14_update.ipynb #c044
 UPDATE_CLI_DEFAULTS = dict(checkpoint=None, text=None, out=None, changes=None, form="canonical", extractor="relation",
                            compressor=None, usage=None, tokenizer=None, dry_run=False, force=False, overwrite=False)
 EXTRACTORS = dict(relation=RelationExtractor, sentence=lambda: sentence_extractor)
