@@ -41,18 +41,6 @@ def filler_sentences(n: int, taken: set, tok, max_tokens: int, seed: int = 11) -
     return texts[:n]
 
 
-def bank_of(texts: list[str], tok, n: int, length: int) -> MemoryBank:
-    "A bank of `n` entries holding `texts` (tokenized in one batch)."
-    bank = MemoryBank(n, length, pad_token_id=tok.pad_token_id, vocab_size=len(tok))
-    bank.tokenizer = tok
-    ids = tok(texts, add_special_tokens=False)["input_ids"]
-    rows = torch.full((len(texts), length), tok.pad_token_id, dtype=torch.long)
-    for i, r in enumerate(ids): rows[i, :min(len(r), length)] = torch.tensor(r[:length])
-    bank.tokens[:len(texts)] = rows; bank.valid[:len(texts)] = True
-    bank.touch()
-    return bank
-
-
 def grown(model: MemoryLM, bank: MemoryBank, seed: int = 0, **overrides) -> MemoryLM:
     "`model`'s weights with `bank` (any perfect-square size): sub-keys re-clustered from the entries, every entry filed."
     cfg = ExplicitLMConfig(**{**{f.name: getattr(model.config, f.name) for f in own_fields(ExplicitLMConfig)},
@@ -119,7 +107,8 @@ def main(argv=None):
     rows, skipped = [], []
     for n in sizes:
         t0 = time.time()
-        model, skipped = grown(ours, bank_of(corpus_texts + fill[:n - len(corpus_texts)], tok, n, length))
+        bank = MemoryBank.from_texts(corpus_texts + fill[:n - len(corpus_texts)], tok, n, length, progress=False)
+        model, skipped = grown(ours, bank)
         rows.append(measure(model, tok, facts, n, time.time() - t0))
         print(json.dumps(rows[-1]), flush=True)
         del model

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import WORK, DATA, trained, equal_size_configs, write_result
 from explicitlm.config import SEEDS_DESIGN
 from explicitlm.data import load_local_tokenizer
-from explicitlm.eval import load_facts, answer_matches
-from explicitlm.knowledge import answers
+from explicitlm.eval import load_facts
+from explicitlm.knowledge import recall_and_hits
 from explicitlm.train import pretrain_qwen3
 from explicitlm.update import (update_check, load_update_paragraphs, RelationExtractor, sentence_extractor, LinguaCompressor)
 
@@ -56,7 +56,7 @@ def main():
         examples += [dict(row=f"{name} / {ext} / {form}", source=s, entry=e) for s, e in r["examples"][:2]]
         print(json.dumps(rows[-1], default=str), f"({time.time() - t0:.0f}s)", flush=True)
     stated = [f for p in paragraphs for f in p["facts"]]
-    base_recall = sum(answer_matches(a, f["answer"]) for a, f in zip(answers(baseline, tok, [f["prompt"] for f in stated]), stated)) / len(stated)
+    base_recall = float(recall_and_hits(baseline, tok, stated).correct.mean())
     df = pd.DataFrame(rows)
     n_new = sum(f["old_object"] is None for f in stated)
     n_changed = sum(f["old_object"] not in (None, f["object"]) for f in stated)

@@ -115,20 +115,21 @@ def _load_from_state_dict(self: MemoryBank, *args, **kwargs):
     self.touch()                                                     # loaded content: every index is stale
 
 # %% ../nbs/01_bank.ipynb #c013
-def _tokenize_entry(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
 @patch
 @torch.no_grad()
-def encode_texts(self: MemoryBank, texts: Sequence[str], tokenizer=None, progress: bool = True) -> tuple[torch.Tensor, int]:
+def encode_texts(self: MemoryBank, texts: Sequence[str], tokenizer=None, progress: bool = True,
+                 chunk: int = 8192) -> tuple[torch.Tensor, int]:
+    "Rows `[len(texts), knowledge_length]` of token ids (cut to length, padded) and how many texts were cut."
     tokenizer = tokenizer or self.tokenizer
     if tokenizer is None: raise ValueError("this bank has no tokenizer: pass tokenizer=... or set bank.tokenizer")
-    rows, truncated = torch.full((len(texts), self.knowledge_length), self.pad_token_id, dtype=torch.long), 0
-    for i, t in enumerate(tqdm(texts, desc="tokenizing bank entries", disable=not progress or len(texts) < 2000)):
-        ids = _tokenize_entry(tokenizer, t)
-        truncated += len(ids) > self.knowledge_length
-        ids = ids[:self.knowledge_length]
-        rows[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+    texts, L = list(texts), self.knowledge_length
+    rows, truncated = torch.full((len(texts), L), self.pad_token_id, dtype=torch.long), 0
+    with tqdm(total=len(texts), desc="tokenizing bank entries", disable=not progress or len(texts) < 2000) as bar:
+        for s in range(0, len(texts), chunk):              # one tokenizer call per chunk: a fast tokenizer batches it
+            for i, ids in enumerate(tokenizer(texts[s:s + chunk], add_special_tokens=False)["input_ids"], s):
+                truncated += len(ids) > L
+                rows[i, :min(len(ids), L)] = torch.tensor(ids[:L], dtype=torch.long)
+            bar.update(min(chunk, len(texts) - s))
     return rows, truncated
 
 # %% ../nbs/01_bank.ipynb #c015
@@ -219,6 +220,21 @@ def insert(self: MemoryBank, text: str, tokenizer=None) -> int:
 
 # %% ../nbs/01_bank.ipynb #c050
 @patch
+def snapshot(self: MemoryBank, indices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "(indices, their token ids, their valid flags), copied: what `restore` puts back."
+    idx = self.check_indices(indices).flatten()
+    return idx, self.tokens[idx].clone(), self.valid[idx].clone()
+
+@patch
+def restore(self: MemoryBank, saved: tuple) -> int:
+    "Write back the entries `snapshot` saved (token ids and valid flags, frozen or not); returns how many."
+    idx, tokens, valid = saved
+    self.tokens[idx] = tokens; self.valid[idx] = valid
+    self.touch(idx)
+    return len(idx)
+
+# %% ../nbs/01_bank.ipynb #c053
+@patch
 @contextmanager
 def overlay(self: MemoryBank, indices, new_tokens: torch.Tensor):
     "Temporarily replace the entries at `indices` with `new_tokens` `[n, knowledge_length]` (all-padding rows: emptied)."
@@ -227,15 +243,13 @@ def overlay(self: MemoryBank, indices, new_tokens: torch.Tensor):
     if len(idx.unique()) != len(idx): raise ValueError("overlay indices must be distinct")
     if new_tokens.shape[-1] != self.knowledge_length:
         raise ValueError(f"new_tokens have length {new_tokens.shape[-1]}, the bank's knowledge_length is {self.knowledge_length}")
-    old_tokens, old_valid = self.tokens[idx].clone(), self.valid[idx].clone()
+    saved = self.snapshot(idx)
     self.tokens[idx] = new_tokens; self.valid[idx] = (new_tokens != self.pad_token_id).any(-1)
     self.touch(idx)
     try: yield self
-    finally:
-        self.tokens[idx] = old_tokens; self.valid[idx] = old_valid
-        self.touch(idx)
+    finally: self.restore(saved)
 
-# %% ../nbs/01_bank.ipynb #c053
+# %% ../nbs/01_bank.ipynb #c056
 @patch
 @contextmanager
 def preserved(self: MemoryBank):
@@ -375,7 +389,7 @@ def build_bank(source, tokenizer, knowledge_num: int, knowledge_length: int, cac
     if freeze_ratio: bank.freeze(ratio=freeze_ratio, seed=seed)
     return bank
 
-# %% ../nbs/01_bank.ipynb #c058
+# %% ../nbs/01_bank.ipynb #c061
 def check_bank(bank: MemoryBank, config: ExplicitLMConfig, vocab_size: int) -> MemoryBank:
     "`bank` if it fits `config` (entries and their length) and a model embedding `vocab_size` token ids; else an error naming the values."
     if bank.knowledge_num != config.knowledge_num:

@@ -359,7 +359,7 @@ def plan_changes(bank, tokenizer, items: Sequence[tuple[ExtractedFact, str]], pa
             reason = f"replaces the entry on {fact.subject}'s {fact.relation}"
         elif free: i, reason = free.pop(0), "empty slot"
         else:
-            if evictable is None: evictable = [e for e in least_used(bank, usage, force)]
+            if evictable is None: evictable = least_used(bank, usage, force)
             evictable = [e for e in evictable if e[0] not in planned]
             if not evictable:
                 raise ValueError(f"no entry can take {text!r}: the bank is full and every entry is frozen"
@@ -393,10 +393,8 @@ class BankUpdate:
     def undo(self) -> int:
         "Put back every entry this update wrote (tokens and valid flag); returns how many."
         if not self.applied: raise ValueError("nothing to undo: this update was a dry run, wrote nothing, or was undone already")
-        idx, tokens, valid = self.saved
-        self.bank.tokens[idx] = tokens; self.bank.valid[idx] = valid; self.bank.touch(idx)
         self.applied = False
-        return len(idx)
+        return self.bank.restore(self.saved)
 
     def write_jsonl(self, path: str | Path) -> Path:
         "The change list as JSON lines (one change per line), written atomically."
@@ -419,8 +417,7 @@ def update_bank(model, text: str, tokenizer, extractor=None, form: str = "canoni
     changes, skipped = plan_changes(bank, tokenizer, items, getattr(extractor, "match", None), usage, force, form)
     update = BankUpdate(facts, changes, skipped, bank=bank)
     if dry_run or not changes: return update
-    idx = torch.tensor([c.index for c in changes], dtype=torch.long, device=bank.tokens.device)
-    update.saved = (idx, bank.tokens[idx].clone(), bank.valid[idx].clone())
+    update.saved = bank.snapshot([c.index for c in changes])
     for c in changes: bank.edit(c.index, c.new_text, tokenizer, force=True)     # frozen entries were refused above unless force
     update.applied = True
     return update

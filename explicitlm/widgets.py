@@ -384,12 +384,12 @@ class BankEditor:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                valid_before = bool(self.bank.valid[i])
-                old = self.bank.edit(i, text, self.tokenizer)
+                saved = self.bank.snapshot([i])
+                self.bank.edit(i, text, self.tokenizer)
         except (ValueError, IndexError) as e:
             self.status.value = _status_html(f"edit refused: {e}", "error")
             return False
-        self.history.append((i, old, valid_before))
+        self.history.append(saved)
         msg = f"entry {i} updated: {text!r}"
         self.status.value = _status_html(msg + "".join(f" — {w.message}" for w in caught), "warn" if caught else "ok")
         if i not in self.page_df["index"].tolist():                   # show the edited entry
@@ -430,8 +430,7 @@ class BankEditor:
         if isinstance(last, BankUpdate):
             self.status.value = _status_html(f"text update undone: {last.undo()} entries restored")
         else:
-            i, old, valid = last
-            self.bank.tokens[i] = old; self.bank.valid[i] = valid; self.bank.touch([i])
+            i = int(last[0][0]); self.bank.restore(last)
             self.status.value = _status_html(f"entry {i} restored: {self.bank.decode(i, self.tokenizer)!r}")
         self._show_page(); self._load_entry(); self._update_answer()
         return True
