@@ -5,10 +5,14 @@ without any training: the corpus's 2,772 facts plus facts about generated people
 generator with another seed; no name of the corpus reused as a subject; canonical sentences of at most
 `knowledge_length` tokens), up to `knowledge_num`. Its product keys have no learned values (`key_layout="content"`):
 they are re-clustered from the entries' keys and every entry filed, so the same weights serve any bank size with
-sqrt(knowledge_num) sub-keys per half. Then, at each size, as in `bench/knowledge.py`: recall and gold-entry hit@1 of
+sqrt(knowledge_num) sub-keys per half (queries and keys centred alike, halves on the keys' interleaved principal axes:
+see the gate notebook). Then, at each size, as in `bench/knowledge.py`: recall and gold-entry hit@1 of
 the bank-only and train facts, edit efficacy and locality (200 edits, 500 other facts), and the time to answer.
 
-    python bench/scale.py                           # 4K, 64K and 1M entries (~15 min on 2 CPU cores)
+Each size is read with the stage-1 budget the model was trained with (`num_candidates_internal=64`) and with wider
+ones (`--budgets`): the budget is a setting of the search, not a weight, so it can be raised for a large bank.
+
+    python bench/scale.py                           # 4K, 64K and 1M entries, budgets 64 and 256 (~20 min on 2 CPU cores)
 """
 import argparse, json, sys, time
 from pathlib import Path
@@ -77,6 +81,7 @@ def index_diagnosis(model, tok, facts, n: int = 100) -> dict:
 
 
 def measure(model, tok, facts, size, t_build):
+    "One table row: recall, hit@1, edits, locality, the index diagnosis and timings of `model` with its bank of `size` entries."
     bank_only = [f for f in facts if f["split"] == "bank_only"]
     train = [f for f in facts if f["split"] == "train"][:500]
     t0 = time.time()
@@ -85,7 +90,7 @@ def measure(model, tok, facts, size, t_build):
     diag = index_diagnosis(model, tok, bank_only)
     ed = edit_efficacy(model, tok, facts, n=200, n_local=500)
     t0 = time.time(); answers(model, tok, [f["prompt"] for f in bank_only[:128]]); t_answer = (time.time() - t0) / 128
-    return dict(knowledge_num=size, recall_bank_only=rec["recall_bank_only"], hit1_bank_only=rec.get("hit@1_bank_only"),
+    return dict(knowledge_num=size, num_candidates_internal=model.config.num_candidates_internal, recall_bank_only=rec["recall_bank_only"], hit1_bank_only=rec.get("hit@1_bank_only"),
                 recall_train=rec["recall_train"], hit1_train=rec.get("hit@1_train"), edit_efficacy=ed["efficacy"],
                 locality_same_subject=ed["locality_same_subject"], locality_others=ed["locality_other_subjects"],
                 **diag, ms_per_answer=1000 * t_answer, build_s=t_build, recall_s=t_recall)
@@ -94,6 +99,7 @@ def measure(model, tok, facts, size, t_build):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="4096,65536,1048576")
+    ap.add_argument("--budgets", default="64,256", help="stage-1 budgets (num_candidates_internal) to read each bank with")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     t_all = time.time()
@@ -102,15 +108,18 @@ def main(argv=None):
     ours = trained(f"ours_s{STEPS}", "memory", mem_cfg, STEPS)[0]
     length = ours.config.knowledge_length
     corpus_texts = ours.memory_bank.texts(tokenizer=tok)
-    sizes = [int(s) for s in a.sizes.split(",")]
+    sizes, budgets = [int(s) for s in a.sizes.split(",")], [int(b) for b in a.budgets.split(",")]
     fill = filler_sentences(max(sizes) - len(corpus_texts), {f["subject"] for f in facts}, tok, length)
     rows, skipped = [], []
     for n in sizes:
         t0 = time.time()
         bank = MemoryBank.from_texts(corpus_texts + fill[:n - len(corpus_texts)], tok, n, length, progress=False)
         model, skipped = grown(ours, bank)
-        rows.append(measure(model, tok, facts, n, time.time() - t0))
-        print(json.dumps(rows[-1]), flush=True)
+        t_build = time.time() - t0
+        for budget in budgets:
+            model.config.num_candidates_internal = budget          # read by the gates at every call
+            rows.append(measure(model, tok, facts, n, t_build))
+            print(json.dumps(rows[-1]), flush=True)
         del model
     df = pd.DataFrame(rows)
     notes = [f"One trained model (bench/knowledge.py's 'ours', {STEPS} steps with a 4,096-entry bank); no training at any size. "
@@ -131,7 +140,7 @@ def main(argv=None):
              "encoding and filing every entry, re-clustering the sub-keys.",
              f"Total wall time {time.time() - t_all:.0f}s."]
     write_result("scale_knowledge", "Knowledge at the seeds' bank size: one trained model, banks of 4K to 1M entries", df, notes,
-                 dict(sizes=sizes, steps=STEPS))
+                 dict(sizes=sizes, budgets=budgets, steps=STEPS))
 
 
 if __name__ == "__main__":

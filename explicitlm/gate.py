@@ -15,7 +15,7 @@ from .bank import EntryEncoder, MemoryBank
 
 # %% auto #0
 __all__ = ['product_key_topk', 'assign_cells', 'cell_table', 'cell_candidates', 'GateOutput', 'pool_queries', 'select_candidates',
-           'query_projection', 'ProductKeyGate', 'inner_product_kmeans', 'cluster_all_keys']
+           'query_projection', 'ProductKeyGate', 'inner_product_kmeans', 'interleaved_pca_rotation', 'cluster_all_keys']
 
 # %% ../nbs/02_gate.ipynb #c006
 def product_key_topk(query: torch.Tensor, keys: torch.Tensor, k: int, k_half: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,8 +122,9 @@ class ProductKeyGate(nn.Module):
         if config.key_layout == "learned": self.keys = nn.Parameter(keys)
         else:
             self.register_buffer("keys", keys)
-            # keys are filed centred (minus their mean, set by clustering) and rotated by a fixed random rotation before
-            # being split in halves: the common component and correlated halves would otherwise crowd a few cells
+            # keys and queries are centred (minus the keys' mean) and rotated before being split in halves (see
+            # `cluster_keys`, which sets both; until then a fixed random rotation): the common component and correlated
+            # halves would otherwise crowd a few cells
             self.register_buffer("index_center", torch.zeros(kd))
             self.register_buffer("index_rotation", torch.linalg.qr(torch.randn(kd, kd, generator=torch.Generator().manual_seed(0)))[0])
         self.entry_encoder = EntryEncoder(self.hidden_size, kd, config.entry_pooling, config.pad_token_id,
@@ -150,9 +151,9 @@ class ProductKeyGate(nn.Module):
         if self.config.retrieval_score == "cosine": return self.log_scale.exp() * (F.normalize(queries, dim=-1) * keys).sum(-1)
         return (queries * keys).sum(-1) / math.sqrt(queries.shape[-1])
 
-    def index_space(self, vectors: torch.Tensor, keys: bool = False) -> torch.Tensor:
-        "Queries (or, with `keys`, centred entry keys) rotated as the content index sees them; no query's ranking changes."
-        return ((vectors.float() - self.index_center) if keys else vectors.float()) @ self.index_rotation
+    def index_space(self, vectors: torch.Tensor) -> torch.Tensor:
+        "Queries or entry keys `[..., knowledge_dim]` as the content index sees them: centred (like the keys), then rotated."
+        return (vectors.float() - self.index_center) @ self.index_rotation
 
     def probe_width(self) -> int:
         "Sub-keys per half to combine in stage 1: at least `subkey_topk`, more when the filed entries are few for the cells."
@@ -200,7 +201,7 @@ def file_entries(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, indic
     if not len(indices): return
     indices = indices.to(tokens.device)
     filled = (tokens[indices] != self.config.pad_token_id).any(-1)
-    cells = assign_cells(self.index_space(self.key_cache[indices], keys=True), self.keys.float())
+    cells = assign_cells(self.index_space(self.key_cache[indices]), self.keys.float())
     self.entry_cell[indices] = torch.where(filled, cells, torch.full_like(cells, -1))   # empty entries are never filed
     self.cell_order, self.cell_starts = cell_table(self.entry_cell, self.config.num_keys ** 2)
 
@@ -223,7 +224,8 @@ def cluster_keys(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, iters
     filled = (bank.tokens != self.config.pad_token_id).any(-1)
     x = keys[filled] if filled.any() else keys
     self.index_center.copy_(x.mean(0))
-    x, h = self.index_space(x, keys=True), keys.shape[1] // 2
+    if len(x) > 1: self.index_rotation.copy_(interleaved_pca_rotation(x - self.index_center))
+    x, h = self.index_space(x), keys.shape[1] // 2
     self.keys.copy_(torch.stack([inner_product_kmeans(x[:, :h], self.config.num_keys, iters, seed, spherical=True),
                                  inner_product_kmeans(x[:, h:], self.config.num_keys, iters, seed + 1, spherical=True)]).to(self.keys))
     self.key_cache = keys
@@ -320,6 +322,13 @@ def inner_product_kmeans(x: torch.Tensor, k: int, iters: int = 10, seed: int = 0
         counts = torch.bincount(assign, minlength=k).unsqueeze(-1)
         c = torch.where(counts > 0, sums / counts.clamp(min=1), c)
     return F.normalize(c, dim=-1) if spherical else c
+
+# %% ../nbs/02_gate.ipynb #c047
+def interleaved_pca_rotation(x: torch.Tensor) -> torch.Tensor:
+    "Rotation `[d, d]` onto the principal axes of centred `x` `[n, d]`, dealt alternately to the first and second half."
+    variances, axes = torch.linalg.eigh(torch.cov(x.float().T))
+    order = variances.argsort(descending=True)
+    return axes[:, torch.cat([order[0::2], order[1::2]])]
 
 # %% ../nbs/02_gate.ipynb #c019
 def cluster_all_keys(model: nn.Module, bank: MemoryBank, embed: nn.Module, iters: int = 10, seed: int = 0) -> int:
