@@ -17,8 +17,8 @@ from .config import ExplicitLMConfig, is_perfect_square
 from .files import load_torch, save_torch
 
 # %% auto #0
-__all__ = ['read_knowledge_texts', 'MemoryBank', 'tokenizer_fingerprint', 'bank_cache_key', 'build_bank', 'check_bank',
-           'EntryEncoder']
+__all__ = ['read_knowledge_texts', 'token_dtype', 'MemoryBank', 'tokenizer_fingerprint', 'bank_cache_key', 'build_bank',
+           'check_bank', 'EntryEncoder']
 
 # %% ../nbs/01_bank.ipynb #c008
 def _item_text(item, i: int, source) -> str:
@@ -52,6 +52,13 @@ def read_knowledge_texts(source: str | Path | Sequence, limit: int | None = None
     items = items[:limit] if limit else items
     return [_item_text(it, i, path) for i, it in enumerate(items)]
 
+# %% ../nbs/01_bank.ipynb #c043
+def token_dtype(vocab_size: int | None) -> torch.dtype:
+    "Narrowest integer dtype holding token ids `0..vocab_size-1` (`int32` when the vocabulary is unknown)."
+    if vocab_size is None: return torch.int32
+    if vocab_size < 1: raise ValueError(f"vocab_size={vocab_size} must be >= 1")
+    return torch.int16 if vocab_size <= 2 ** 15 else torch.int32 if vocab_size <= 2 ** 31 else torch.long
+
 # %% ../nbs/01_bank.ipynb #c011
 class MemoryBank(nn.Module):
     "`knowledge_num` entries of `knowledge_length` token ids, with `valid` and `frozen` masks, stored as buffers."
@@ -61,7 +68,7 @@ class MemoryBank(nn.Module):
             raise ValueError(f"knowledge_num={knowledge_num} must be a perfect square (product keys use sqrt(knowledge_num) keys per half)")
         self.knowledge_num, self.knowledge_length = knowledge_num, knowledge_length
         self.pad_token_id, self.vocab_size, self.tokenizer = pad_token_id, vocab_size, None
-        self.register_buffer("tokens", torch.full((knowledge_num, knowledge_length), pad_token_id, dtype=torch.long))
+        self.register_buffer("tokens", torch.full((knowledge_num, knowledge_length), pad_token_id, dtype=token_dtype(vocab_size)))
         self.register_buffer("valid", torch.zeros(knowledge_num, dtype=torch.bool))
         self.register_buffer("frozen", torch.zeros(knowledge_num, dtype=torch.bool))
         self.version, self._log_start, self._changes = 0, 0, []   # see `touch` below
@@ -85,10 +92,10 @@ class MemoryBank(nn.Module):
         return idx
 
     def __getitem__(self, indices) -> torch.Tensor:
-        "Token ids of the entries at `indices` (any shape) → `[*indices.shape, knowledge_length]`."
-        return self.tokens[self.check_indices(indices)]
+        "Token ids (`int64`) of the entries at `indices` (any shape) → `[*indices.shape, knowledge_length]`."
+        return self.tokens[self.check_indices(indices)].long()
 
-# %% ../nbs/01_bank.ipynb #c044
+# %% ../nbs/01_bank.ipynb #c046
 _MAX_LOGGED_WRITES = 65536
 
 @patch
@@ -188,7 +195,7 @@ def edit(self: MemoryBank, index: int, text: str, tokenizer=None, force: bool = 
     rows, truncated = self.encode_texts([text], tokenizer, progress=False)
     if truncated: warnings.warn(f"edit of entry {idx} truncated to knowledge_length={self.knowledge_length} tokens")
     old = self.tokens[idx].clone()
-    self.tokens[idx] = rows[0].to(self.tokens.device); self.valid[idx] = True
+    self.tokens[idx] = rows[0].to(self.tokens); self.valid[idx] = True
     self.touch([idx])
     return old
 
@@ -198,7 +205,7 @@ def replace(self: MemoryBank, indices: Sequence[int], texts: Sequence[str], toke
     if len(indices) != len(texts): raise ValueError(f"{len(indices)} indices but {len(texts)} texts")
     return [self.edit(i, t, tokenizer, force) for i, t in zip(indices, texts)]
 
-# %% ../nbs/01_bank.ipynb #c047
+# %% ../nbs/01_bank.ipynb #c049
 @patch
 def clear(self: MemoryBank, indices, force: bool = False) -> int:
     "Empty the entries at `indices` (delete their knowledge); raises on a frozen entry unless `force`. Returns how many."
@@ -218,7 +225,7 @@ def insert(self: MemoryBank, text: str, tokenizer=None) -> int:
     self.edit(i, text, tokenizer)
     return i
 
-# %% ../nbs/01_bank.ipynb #c050
+# %% ../nbs/01_bank.ipynb #c052
 @patch
 def snapshot(self: MemoryBank, indices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "(indices, their token ids, their valid flags), copied: what `restore` puts back."
@@ -233,7 +240,7 @@ def restore(self: MemoryBank, saved: tuple) -> int:
     self.touch(idx)
     return len(idx)
 
-# %% ../nbs/01_bank.ipynb #c053
+# %% ../nbs/01_bank.ipynb #c055
 @patch
 @contextmanager
 def overlay(self: MemoryBank, indices, new_tokens: torch.Tensor):
@@ -244,12 +251,12 @@ def overlay(self: MemoryBank, indices, new_tokens: torch.Tensor):
     if new_tokens.shape[-1] != self.knowledge_length:
         raise ValueError(f"new_tokens have length {new_tokens.shape[-1]}, the bank's knowledge_length is {self.knowledge_length}")
     saved = self.snapshot(idx)
-    self.tokens[idx] = new_tokens; self.valid[idx] = (new_tokens != self.pad_token_id).any(-1)
+    self.tokens[idx] = new_tokens.to(self.tokens); self.valid[idx] = (new_tokens != self.pad_token_id).any(-1)
     self.touch(idx)
     try: yield self
     finally: self.restore(saved)
 
-# %% ../nbs/01_bank.ipynb #c056
+# %% ../nbs/01_bank.ipynb #c058
 @patch
 @contextmanager
 def preserved(self: MemoryBank):
@@ -294,7 +301,7 @@ def update_tokens(self: MemoryBank, indices, new_tokens: torch.Tensor) -> int:
         raise ValueError(f"token id {int(new_tokens.max())} is outside the bank's vocabulary (vocab_size={self.vocab_size})")
     if new_tokens.numel() and new_tokens.min() < 0: raise ValueError(f"token id {int(new_tokens.min())} is negative")
     keep = ~self.frozen[idx]
-    self.tokens[idx[keep]] = new_tokens[keep]; self.valid[idx[keep]] = True
+    self.tokens[idx[keep]] = new_tokens[keep].to(self.tokens); self.valid[idx[keep]] = True
     self.touch(idx[keep])
     return int(keep.sum())
 
@@ -307,7 +314,7 @@ def ema_update(self: MemoryBank, indices, targets: torch.Tensor, embedding_weigh
     if not 0 <= decay <= 1: raise ValueError(f"decay={decay} must be in [0, 1]")
     if targets.shape != (len(idx), self.knowledge_length, embedding_weight.shape[1]):
         raise ValueError(f"targets shape {tuple(targets.shape)} != {(len(idx), self.knowledge_length, embedding_weight.shape[1])}")
-    old = self.tokens[idx]
+    old = self.tokens[idx].long()
     mixed = decay * embedding_weight[old] + (1 - decay) * targets.to(embedding_weight)
     new = (F.normalize(mixed, dim=-1) @ F.normalize(embedding_weight, dim=-1).T).argmax(-1)
     return self.update_tokens(idx, torch.where(old == self.pad_token_id, old, new))
@@ -389,7 +396,7 @@ def build_bank(source, tokenizer, knowledge_num: int, knowledge_length: int, cac
     if freeze_ratio: bank.freeze(ratio=freeze_ratio, seed=seed)
     return bank
 
-# %% ../nbs/01_bank.ipynb #c061
+# %% ../nbs/01_bank.ipynb #c063
 def check_bank(bank: MemoryBank, config: ExplicitLMConfig, vocab_size: int) -> MemoryBank:
     "`bank` if it fits `config` (entries and their length) and a model embedding `vocab_size` token ids; else an error naming the values."
     if bank.knowledge_num != config.knowledge_num:
@@ -423,7 +430,7 @@ class EntryEncoder(nn.Module):
         "`tokens` `[..., knowledge_length]` → `[..., knowledge_dim]`, embedding unique entries once through `embed`."
         flat = tokens.reshape(-1, tokens.shape[-1])
         uniq, inverse = torch.unique(flat, dim=0, return_inverse=True)
-        e = embed(uniq)
+        e = embed(uniq.long())                    # (the bank stores ids in a narrow dtype)
         if not self.embedding_grad: e = e.detach()
         if e.shape[-1] != self.hidden_size:
             raise ValueError(f"token embeddings have size {e.shape[-1]}, EntryEncoder expects hidden_size={self.hidden_size}")

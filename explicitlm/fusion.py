@@ -114,7 +114,7 @@ class SlotReader(nn.Module):
         where = reading.nonzero(as_tuple=True)
         idx = indices[where]                                                   # [P, k]
         uniq, inverse = torch.unique(idx, return_inverse=True)
-        tokens = bank.tokens[uniq.clamp(min=0)].masked_fill((uniq < 0).unsqueeze(-1), self.pad_token_id)
+        tokens = bank.tokens[uniq.clamp(min=0)].long().masked_fill((uniq < 0).unsqueeze(-1), self.pad_token_id)
         ku, vu = self.slots(tokens, embed)                                     # [U, L, d]
         flat = inverse.flatten()
         keys = ku.index_select(0, flat).view(len(idx), -1, d)                 # [P, k·L, d]
