@@ -96,6 +96,47 @@ def throughput(rounds=6, steps_per_round=10):
     return pd.DataFrame(rows), mem_cfg
 
 
+ORDER = ["step", "forward", "  memory layers (all)", "    gate (all)", "      gate: index update after bank writes",
+         "      gate: stage 1", "    slot reader", "  retrieval loss"]
+
+def step_breakdown(steps=20, warmup=5):
+    """Where a training step's time goes (ms per step, mean over `steps` after `warmup`): the fact batch, forward (with
+    the bank overlay), backward, optimizer — and, inside the memory model's forward, its memory layers' parts."""
+    from unittest import mock
+    import explicitlm.train as T
+    from explicitlm.fusion import MemoryLayer, SlotReader
+    from explicitlm.gate import ProductKeyGate
+    tok, cols = load_local_tokenizer(), {}
+    for kind in ("memory", "baseline"):
+        model, stream, cfg, opt = setup(kind, tok)
+        t, inner = dict.fromkeys(("fact batch", "forward", "backward", "optimizer"), 0.0), {}
+        def wrap(owner, name, label):
+            f = getattr(owner, name)
+            def w(*a, **k):
+                t0 = time.perf_counter(); r = f(*a, **k); inner[label] = inner.get(label, 0.0) + time.perf_counter() - t0
+                return r
+            return mock.patch.object(owner, name, w)
+        patches = [wrap(MemoryLayer, "forward", ORDER[2]), wrap(ProductKeyGate, "forward", ORDER[3]),
+                   wrap(ProductKeyGate, "sync", ORDER[4]), wrap(ProductKeyGate, "candidates", ORDER[5]),
+                   wrap(SlotReader, "forward", ORDER[6]), wrap(T, "retrieval_loss", ORDER[7])]
+        for p in patches: p.start()
+        try:
+            for i in range(warmup + steps):
+                if i == warmup: inner.clear(); t = dict.fromkeys(t, 0.0)
+                t0 = time.perf_counter(); b = stream.batch(i); t1 = time.perf_counter()
+                with bank_overlay(model, b):
+                    loss, _ = step_loss(model, model, b, cfg, i, "cpu"); t2 = time.perf_counter()
+                    opt.zero_grad(); loss.backward(); t3 = time.perf_counter()
+                opt.step(); t4 = time.perf_counter()
+                for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)): t[k] += v
+        finally:
+            for p in patches: p.stop()
+        cols[kind] = {**{k: v / steps * 1000 for k, v in t.items()}, **{k: v / steps * 1000 for k, v in inner.items()}}
+        cols[kind]["step"] = sum(cols[kind][k] for k in ("fact batch", "forward", "backward", "optimizer"))
+    rows = ["step", "fact batch", "forward", *ORDER[2:], "backward", "optimizer"]
+    return pd.DataFrame([dict(part=r, memory_ms=cols["memory"].get(r), baseline_ms=cols["baseline"].get(r)) for r in rows])
+
+
 def timed(fn, repeat=5):
     fn()                                                                      # warm-up
     ts = []
@@ -177,13 +218,18 @@ def main(argv=None):
 
 def training_table():
     tp, mem_cfg = throughput()
+    parts = step_breakdown()
     write_result("cost_training", "Cost: training throughput, memory and parameters (equal size)", tp,
                  ["tokens_per_s measured by interleaving 6 rounds x 10 steps of each model in one process: the reference recipe's "
                   "step (fact batch, bank overlay, teacher forcing, retrieval loss for the memory model; the same statements, "
                   "true objects, for the baseline).",
                   "peak_train_mib = peak resident memory added by building the model and training it 20 steps, in a fresh subprocess (sampled every ms).",
-                  "CPU, float32, batches of 24 fact statements + 8 bundled biographies."],
-                 dict(fusion_dim=mem_cfg.fusion_dim, dim=mem_cfg.dim, n_layers=mem_cfg.n_layers, knowledge_num=mem_cfg.knowledge_num))
+                  "CPU, float32, batches of 24 fact statements + 8 bundled biographies.",
+                  "Where the time goes: ms per step, mean of 20 steps after 5 warm-up steps, each model alone, same recipe "
+                  "(forward includes the bank overlay's writes and the retrieval loss; indented rows are parts of the row above "
+                  "them)."],
+                 dict(fusion_dim=mem_cfg.fusion_dim, dim=mem_cfg.dim, n_layers=mem_cfg.n_layers, knowledge_num=mem_cfg.knowledge_num),
+                 extra=[("Where a training step's time goes (ms per step)", parts)])
 
 
 def retrieval_table(sizes, t0):
