@@ -45,6 +45,14 @@ def filler_sentences(n: int, taken: set, tok, max_tokens: int, seed: int = 11) -
     return texts[:n]
 
 
+def reference_model():
+    "(tokenizer, facts, the trained reference model, its bank's texts): what every scale benchmark starts from."
+    tok, facts = load_local_tokenizer(), load_facts(DATA / "facts.jsonl")
+    mem_cfg, _ = equal_size_configs(tok)
+    ours = trained(f"ours_s{STEPS}", "memory", mem_cfg, STEPS)[0]
+    return tok, facts, ours, ours.memory_bank.texts(tokenizer=tok)
+
+
 def grown(model: MemoryLM, bank: MemoryBank, seed: int = 0, **overrides) -> MemoryLM:
     "`model`'s weights with `bank` (any perfect-square size): sub-keys re-clustered from the entries, every entry filed."
     cfg = ExplicitLMConfig(**{**{f.name: getattr(model.config, f.name) for f in own_fields(ExplicitLMConfig)},
@@ -103,11 +111,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     t_all = time.time()
-    tok, facts = load_local_tokenizer(), load_facts(DATA / "facts.jsonl")
-    mem_cfg, _ = equal_size_configs(tok)
-    ours = trained(f"ours_s{STEPS}", "memory", mem_cfg, STEPS)[0]
+    tok, facts, ours, corpus_texts = reference_model()
     length = ours.config.knowledge_length
-    corpus_texts = ours.memory_bank.texts(tokenizer=tok)
     sizes, budgets = [int(s) for s in a.sizes.split(",")], [int(b) for b in a.budgets.split(",")]
     fill = filler_sentences(max(sizes) - len(corpus_texts), {f["subject"] for f in facts}, tok, length)
     rows, skipped = [], []

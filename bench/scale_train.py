@@ -17,12 +17,11 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, RECIPE, WORK, trained, equal_size_configs, write_result
+from common import DATA, RECIPE, WORK, write_result
 from cost import _rss_mib
-from scale import STEPS, filler_sentences, grown, measure
+from scale import STEPS, filler_sentences, grown, measure, reference_model
 from explicitlm.bank import MemoryBank
-from explicitlm.data import PretrainDataset, load_local_tokenizer
-from explicitlm.eval import load_facts
+from explicitlm.data import PretrainDataset
 from explicitlm.gate import ProductKeyGate
 from explicitlm.train import TrainConfig, fact_stream, fit
 
@@ -52,7 +51,7 @@ def train_at_size(model, tok, steps: int, out: Path, lr: float, recluster_every:
     wall = time.time() - t0
     m = pd.read_csv(out / "metrics.csv")
     m = m[m.kind == "train"]
-    return dict(steps=steps, train_wall_s=wall, tokens_per_s=float(m.tokens_per_sec.iloc[1:].median()),
+    return dict(steps=steps, train_wall_s=wall, tokens_per_s=float(m.tokens_per_sec.iloc[1 if len(m) > 1 else 0:].median()),   # (the first window warms up)
                 rss_before_mib=before, peak_rss_mib=peak.peak, final_train_loss=float(m.train_loss.iloc[-1]))
 
 
@@ -75,11 +74,8 @@ def main(argv=None):
     torch.set_num_threads(2)
     budgets = [int(b) for b in a.budgets.split(",")]
     t_all = time.time()
-    tok, facts = load_local_tokenizer(), load_facts(DATA / "facts.jsonl")
-    mem_cfg, _ = equal_size_configs(tok)
-    ours = trained(f"ours_s{STEPS}", "memory", mem_cfg, STEPS)[0]
+    tok, facts, ours, corpus_texts = reference_model()
     length = ours.config.knowledge_length
-    corpus_texts = ours.memory_bank.texts(tokenizer=tok)
     rows = []
     for size, steps in ((ours.config.knowledge_num, max(30, a.steps // 5)), (a.size, a.steps)):
         n_fill = size - len(corpus_texts) - min(a.free, size // 8)
