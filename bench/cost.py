@@ -89,11 +89,38 @@ def throughput(rounds=6, steps_per_round=10):
             s, n = train_steps(*runs[k], steps); t[k][0] += s; t[k][1] += n
     tps = {mem: t["memory"][1] / t["memory"][0], base: t["baseline"][1] / t["baseline"][0]}
     peaks = {k: peak_mib(k) for k in ("memory", "baseline")}
-    rows = [dict(model="MemoryLM", params=n_params(mem), tokens_per_s=tps[mem], peak_train_mib=peaks["memory"]),
-            dict(model="BaselineLM", params=n_params(base), tokens_per_s=tps[base], peak_train_mib=peaks["baseline"])]
+    gen = generation_throughput()
+    rows = [dict(model="MemoryLM", params=n_params(mem), tokens_per_s=tps[mem], generate_tokens_per_s=gen["memory"],
+                 peak_train_mib=peaks["memory"]),
+            dict(model="BaselineLM", params=n_params(base), tokens_per_s=tps[base], generate_tokens_per_s=gen["baseline"],
+                 peak_train_mib=peaks["baseline"])]
     rows.append(dict(model="ratio memory/baseline", params=rows[0]["params"] / rows[1]["params"],
-                     tokens_per_s=tps[mem] / tps[base], peak_train_mib=rows[0]["peak_train_mib"] / max(rows[1]["peak_train_mib"], 1e-9)))
+                     tokens_per_s=tps[mem] / tps[base], generate_tokens_per_s=gen["memory"] / gen["baseline"],
+                     peak_train_mib=rows[0]["peak_train_mib"] / max(rows[1]["peak_train_mib"], 1e-9)))
     return pd.DataFrame(rows), mem_cfg
+
+
+def generation_throughput(rounds=6, batch=8, new_tokens=48):
+    """KV-cached greedy generation tokens/s of the trained reference models (memory vs baseline, 1,500 steps), rounds
+    interleaved in one process: `batch` prompts of bundled held-out text, `new_tokens` new tokens each (no early stop)."""
+    from common import trained
+    tok = load_local_tokenizer()
+    mem_cfg, base_cfg = equal_size_configs(tok)
+    models = {"memory": trained("ours_s1500", "memory", mem_cfg, 1500)[0].eval(),
+              "baseline": trained("baseline_equal_size_s1500", "baseline", base_cfg, 1500)[0].eval()}
+    texts = [json.loads(l)["text"] for l in (DATA / "pretrain_eval.jsonl").read_text().splitlines() if l.strip()]
+    ids = [i[:24] for i in (tok.encode(t, add_special_tokens=False) for t in texts) if len(i) >= 24]
+    prompt = torch.tensor(ids[:batch])
+    def run(m):
+        t0 = time.perf_counter()
+        with torch.no_grad(): out = m.generate(prompt, max_new_tokens=new_tokens, temperature=0, use_cache=True)
+        return time.perf_counter() - t0, (out.shape[1] - prompt.shape[1]) * len(prompt)
+    for m in models.values(): run(m)                                          # warm-up
+    t = {k: [0.0, 0] for k in models}
+    for r in range(rounds):
+        for k in (("memory", "baseline") if r % 2 == 0 else ("baseline", "memory")):
+            s, n = run(models[k]); t[k][0] += s; t[k][1] += n
+    return {k: n / s for k, (s, n) in t.items()}
 
 
 ORDER = ["step", "forward", "  memory layers (all)", "    gate (all)", "      gate: index update after bank writes",
@@ -223,6 +250,8 @@ def training_table():
                  ["tokens_per_s measured by interleaving 6 rounds x 10 steps of each model in one process: the reference recipe's "
                   "step (fact batch, bank overlay, teacher forcing, retrieval loss for the memory model; the same statements, "
                   "true objects, for the baseline).",
+                  "generate_tokens_per_s: KV-cached greedy generation of the trained reference models (bench/knowledge.py's "
+                  "'ours' and equal-size baseline, 1,500 steps), 8 prompts of 24 tokens x 48 new tokens, 6 interleaved rounds.",
                   "peak_train_mib = peak resident memory added by building the model and training it 20 steps, in a fresh subprocess (sampled every ms).",
                   "CPU, float32, batches of 24 fact statements + 8 bundled biographies.",
                   "Where the time goes: ms per step, mean of 20 steps after 5 warm-up steps, each model alone, same recipe "
