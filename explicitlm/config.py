@@ -72,7 +72,8 @@ class ExplicitLMConfig(PreTrainedConfig):
     ema_decay: float = 0.9          # EMA factor for bank updates (new = decay*old + (1-decay)*target)
     # --- product-key gate (retrieval) ---
     num_candidates: int = 8         # candidates kept after stage-2 re-scoring (selection picks among these)
-    num_candidates_internal: int = 128  # entries retrieved by the product-key stage (stage 1; at most all filled entries)
+    num_candidates_internal: int = 128  # entries retrieved by the product-key stage (stage 1; at most all filled entries);
+                                        # a search setting, not a weight: raise it to read a larger bank than trained with
     num_selected: int = 1           # entries selected per position after re-scoring
     gumbel_temperature: float = 1.0
     use_gumbel: bool = False        # Gumbel-Softmax (straight-through) selection in training (the seeds': true)
