@@ -224,7 +224,7 @@ def cluster_keys(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, iters
     filled = (bank.tokens != self.config.pad_token_id).any(-1)
     x = keys[filled] if filled.any() else keys
     self.index_center.copy_(x.mean(0))
-    if len(x) > 1: self.index_rotation.copy_(interleaved_pca_rotation(x - self.index_center))
+    if len(x) > 1: self.index_rotation.copy_(interleaved_pca_rotation(x))
     x, h = self.index_space(x), keys.shape[1] // 2
     self.keys.copy_(torch.stack([inner_product_kmeans(x[:, :h], self.config.num_keys, iters, seed, spherical=True),
                                  inner_product_kmeans(x[:, h:], self.config.num_keys, iters, seed + 1, spherical=True)]).to(self.keys))
@@ -325,7 +325,7 @@ def inner_product_kmeans(x: torch.Tensor, k: int, iters: int = 10, seed: int = 0
 
 # %% ../nbs/02_gate.ipynb #c047
 def interleaved_pca_rotation(x: torch.Tensor) -> torch.Tensor:
-    "Rotation `[d, d]` onto the principal axes of centred `x` `[n, d]`, dealt alternately to the first and second half."
+    "Rotation `[d, d]` onto the principal axes of `x` `[n, d]` (about its mean), dealt alternately to the first and second half."
     variances, axes = torch.linalg.eigh(torch.cov(x.float().T))
     order = variances.argsort(descending=True)
     return axes[:, torch.cat([order[0::2], order[1::2]])]

@@ -358,7 +358,7 @@ def ema_memory_update(model, traces, skip: torch.Tensor | None = None, decay: fl
         if not len(idx): continue
         uniq, inv = idx.unique(return_inverse=True)
         mean = torch.zeros(len(uniq), h.shape[-1], device=h.device).index_add_(0, inv, h) / torch.bincount(inv).unsqueeze(-1)
-        emb = E[bank.tokens[uniq].long()].float()                                  # [U, L, d]
+        emb = E[bank[uniq]].float()                                          # [U, L, d]
         target = F.normalize(mean, dim=-1).unsqueeze(1) * emb.norm(dim=-1, keepdim=True).mean(1, keepdim=True)
         written += bank.ema_update(uniq, target.expand_as(emb), E, decay)
     return written
