@@ -4,7 +4,7 @@ Benchmarks are scripts, not tests: each prints its tables and writes them to `be
 Everything runs on CPU with the bundled data; trained checkpoints are cached under `bench/work/` (git-ignored).
 """
 from __future__ import annotations
-import json, os, platform, random, sys, time
+import json, os, platform, random, resource, sys, threading, time
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +22,24 @@ DATA = bundled_data_dir()
 # One training recipe for every model in the benchmarks: 24 counterfactual fact statements + 8 pretraining texts per
 # batch, the same steps and schedule. A model without a bank gets the same statements with their true objects.
 RECIPE = dict(**REFERENCE_RECIPE, eval_every=500, eval_batches=8, save_every=10**9, log_every=20, monitor_generations=0)
+
+
+def rss_mib() -> float:
+    "Current resident memory of this process (Linux /proc), MiB."
+    with open("/proc/self/statm") as f: return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class PeakRSS:
+    "Peak resident memory of this process (MiB) while the `with` block runs, sampled every `every` seconds."
+    def __init__(self, every: float = 0.001): self.every = every
+    def __enter__(self):
+        self.start = self.peak = rss_mib()
+        self._done = threading.Event()
+        def sample():
+            while not self._done.is_set(): self.peak = max(self.peak, rss_mib()); time.sleep(self.every)
+        self._t = threading.Thread(target=sample, daemon=True); self._t.start()
+        return self
+    def __exit__(self, *exc): self._done.set(); self._t.join()
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -12,11 +12,11 @@
     python bench/cost.py                # ~5 min on 2 CPU cores
     pip install product-key-memory==0.3.0   # the peer of the retrieval table (benchmark only, not a dependency)
 """
-import argparse, json, math, multiprocessing as mp, resource, statistics, time
+import argparse, json, math, multiprocessing as mp, statistics, time
 import pandas as pd
 import torch
 from torch import nn
-from common import DATA, equal_size_configs, load_local_tokenizer, n_params, write_result
+from common import DATA, PeakRSS, equal_size_configs, load_local_tokenizer, n_params, trained, write_result
 from common import RECIPE
 from explicitlm.bank import MemoryBank, build_bank
 from explicitlm.config import ExplicitLMConfig
@@ -51,23 +51,13 @@ def train_steps(model, stream, cfg, opt, steps):
     return time.perf_counter() - t0, tokens
 
 
-def _rss_mib() -> float:
-    "Current resident memory of this process (Linux /proc)."
-    with open("/proc/self/statm") as f: return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
 def _peak_child(kind, steps, q):
     "In a fresh process: peak resident memory added by building `kind` and training it `steps` steps (sampled every ms)."
-    import threading
     tok = load_local_tokenizer()
-    base, peak, done = _rss_mib(), [0.0], threading.Event()
-    def sample():
-        while not done.is_set(): peak[0] = max(peak[0], _rss_mib()); time.sleep(0.001)
-    t = threading.Thread(target=sample); t.start()
-    model, stream, cfg, opt = setup(kind, tok)
-    train_steps(model, stream, cfg, opt, range(steps))
-    done.set(); t.join()
-    q.put(peak[0] - base)
+    with PeakRSS(every=0.001) as rss:
+        model, stream, cfg, opt = setup(kind, tok)
+        train_steps(model, stream, cfg, opt, range(steps))
+    q.put(rss.peak - rss.start)
 
 
 def peak_mib(kind, steps=20):
@@ -103,7 +93,6 @@ def throughput(rounds=6, steps_per_round=10):
 def generation_throughput(rounds=6, batch=8, new_tokens=48):
     """KV-cached greedy generation tokens/s of the trained reference models (memory vs baseline, 1,500 steps), rounds
     interleaved in one process: `batch` prompts of bundled held-out text, `new_tokens` new tokens each (no early stop)."""
-    from common import trained
     tok = load_local_tokenizer()
     mem_cfg, base_cfg = equal_size_configs(tok)
     models = {"memory": trained("ours_s1500", "memory", mem_cfg, 1500)[0].eval(),
@@ -113,7 +102,7 @@ def generation_throughput(rounds=6, batch=8, new_tokens=48):
     prompt = torch.tensor(ids[:batch])
     def run(m):
         t0 = time.perf_counter()
-        with torch.no_grad(): out = m.generate(prompt, max_new_tokens=new_tokens, temperature=0, use_cache=True)
+        with torch.no_grad(): out = m.generate(prompt, max_new_tokens=new_tokens, temperature=0, use_cache=True, eos_token_id=-1)   # (-1: never stops)
         return time.perf_counter() - t0, (out.shape[1] - prompt.shape[1]) * len(prompt)
     for m in models.values(): run(m)                                          # warm-up
     t = {k: [0.0, 0] for k in models}

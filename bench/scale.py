@@ -62,8 +62,7 @@ def grown(model: MemoryLM, bank: MemoryBank, seed: int = 0, **overrides) -> Memo
     keep = {k: v for k, v in model.state_dict().items() if not k.startswith("memory_bank.") and target[k].shape == v.shape}
     skipped = sorted(set(target) - set(keep) - {k for k in target if k.startswith("memory_bank.")})
     big.load_state_dict(keep, strict=False)
-    big.set_bank(bank)
-    big.memory_bank.tokenizer = bank.tokenizer
+    big.set_bank(bank)                                   # (the bank's tokenizer comes along)
     big.cluster_keys(seed=seed)
     return big, skipped
 

@@ -11,30 +11,18 @@ the knowledge numbers of `bench/scale.py` before and after training at that size
     python bench/scale_train.py                          # 1M entries, 300 steps (~30 min on 2 CPU cores)
     python bench/scale_train.py --size 65536 --steps 100 # a smaller check
 """
-import argparse, json, sys, threading, time
+import argparse, json, sys, time
 from pathlib import Path
 import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, RECIPE, WORK, write_result
-from cost import _rss_mib
+from common import DATA, RECIPE, WORK, PeakRSS, write_result
 from scale import STEPS, filler_sentences, grown, measure, reference_model
 from explicitlm.bank import MemoryBank
 from explicitlm.data import PretrainDataset
 from explicitlm.gate import ProductKeyGate
 from explicitlm.train import TrainConfig, fact_stream, fit
-
-
-class PeakRSS:
-    "Peak resident memory of this process while the `with` block runs (sampled every 5 ms), in MiB."
-    def __enter__(self):
-        self.peak, self._done = _rss_mib(), threading.Event()
-        def sample():
-            while not self._done.is_set(): self.peak = max(self.peak, _rss_mib()); time.sleep(0.005)
-        self._t = threading.Thread(target=sample, daemon=True); self._t.start()
-        return self
-    def __exit__(self, *exc): self._done.set(); self._t.join()
 
 
 def train_at_size(model, tok, steps: int, out: Path, lr: float, recluster_every: int) -> dict:
@@ -45,14 +33,13 @@ def train_at_size(model, tok, steps: int, out: Path, lr: float, recluster_every:
     texts = PretrainDataset(DATA / "pretrain.jsonl", tok, model.config.max_seq_len)
     stream = fact_stream(cfg, tok, model.memory_bank, texts.texts, True, model.config.max_seq_len)
     eval_ds = PretrainDataset(DATA / "pretrain_eval.jsonl", tok, model.config.max_seq_len)
-    before = _rss_mib()
     t0 = time.time()
-    with PeakRSS() as peak: fit(model, stream, eval_ds, cfg, tok)
+    with PeakRSS(every=0.005) as peak: fit(model, stream, eval_ds, cfg, tok)
     wall = time.time() - t0
     m = pd.read_csv(out / "metrics.csv")
     m = m[m.kind == "train"]
     return dict(steps=steps, train_wall_s=wall, tokens_per_s=float(m.tokens_per_sec.iloc[1 if len(m) > 1 else 0:].median()),   # (the first window warms up)
-                rss_before_mib=before, peak_rss_mib=peak.peak, final_train_loss=float(m.train_loss.iloc[-1]))
+                rss_before_mib=peak.start, peak_rss_mib=peak.peak, final_train_loss=float(m.train_loss.iloc[-1]))
 
 
 def cache_bytes(model) -> int:
