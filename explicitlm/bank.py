@@ -13,7 +13,7 @@ from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .config import ExplicitLMConfig, is_perfect_square
+from .config import MemoryConfig, is_perfect_square
 from .files import load_torch, save_torch
 
 # %% auto #0
@@ -397,7 +397,7 @@ def build_bank(source, tokenizer, knowledge_num: int, knowledge_length: int, cac
     return bank
 
 # %% ../nbs/01_bank.ipynb #c063
-def check_bank(bank: MemoryBank, config: ExplicitLMConfig, vocab_size: int) -> MemoryBank:
+def check_bank(bank: MemoryBank, config: MemoryConfig, vocab_size: int) -> MemoryBank:
     "`bank` if it fits `config` (entries and their length) and a model embedding `vocab_size` token ids; else an error naming the values."
     if bank.knowledge_num != config.knowledge_num:
         raise ValueError(f"bank has knowledge_num={bank.knowledge_num} entries but config.knowledge_num={config.knowledge_num}")

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .config import ExplicitLMConfig
+from transformers.modeling_outputs import CausalLMOutputWithPast
+from .config import MemoryConfig
 from .bank import MemoryBank
 from .gate import ProductKeyGate, GateOutput
 
 # %% auto #0
 __all__ = ['MEMORY_COMPONENTS', 'RMSNorm', 'FusionOutput', 'GatedMemoryFusion', 'ReadOutput', 'SlotReader', 'CopyHead',
-           'copy_log_probs', 'copy_nll', 'RetrievalTrace', 'MemoryLayer', 'is_memory_parameter',
+           'copy_log_probs', 'copy_nll', 'RetrievalTrace', 'MemoryLMOutput', 'MemoryLayer', 'is_memory_parameter',
            'freeze_all_but_memory', 'parameter_report']
 
 # %% ../nbs/03_fusion.ipynb #c023
@@ -37,9 +38,9 @@ class FusionOutput:
 
 class GatedMemoryFusion(nn.Module):
     "SwiGLU fusion of `[hidden ; memory]` with a shortcut gate driven by retrieval similarity."
-    def __init__(self, config: ExplicitLMConfig, hidden_size: int | None = None, memory_size: int | None = None):
+    def __init__(self, config: MemoryConfig, hidden_size: int, memory_size: int | None = None):
         super().__init__()
-        self.hidden_size = hidden_size or config.dim
+        self.hidden_size = hidden_size
         self.memory_size = memory_size or config.num_selected * config.knowledge_dim
         inner = config.fusion_dim or self.hidden_size
         self.gate_proj = nn.Linear(self.hidden_size + self.memory_size, inner, bias=False)
@@ -83,13 +84,13 @@ class ReadOutput:
 
 class SlotReader(nn.Module):
     "Cross-attention from each position over the token slots of its selected entries, plus a null slot."
-    def __init__(self, config: ExplicitLMConfig, hidden_size: int | None = None, eps: float | None = None):
+    def __init__(self, config: MemoryConfig, hidden_size: int, eps: float = 1e-6):
         super().__init__()
-        d = hidden_size or config.dim
+        d = hidden_size
         self.pad_token_id = config.pad_token_id
         self.slot_pos = nn.Parameter(torch.zeros(config.knowledge_length, d))
         self.prev_proj = nn.Linear(d, d, bias=False)
-        self.slot_norm = RMSNorm(d, eps or config.norm_eps)
+        self.slot_norm = RMSNorm(d, eps)
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(d, d, bias=False) for _ in range(4))
         self.null_key = nn.Parameter(torch.zeros(d))
         self.null_similarity = nn.Parameter(torch.zeros(2))   # null logit += a * similarity + b
@@ -183,13 +184,18 @@ class RetrievalTrace:
     read: ReadOutput | None = None         # the slot reader's output (copy head)
     query_inputs: torch.Tensor | None = None   # [B, S, hidden] the normalised states that queried (detached; EMA updates)
 
+@dataclass
+class MemoryLMOutput(CausalLMOutputWithPast):
+    "`CausalLMOutputWithPast` plus per-layer retrieval traces (None for layers without memory); both model lines return it."
+    retrieval: list[RetrievalTrace | None] | None = None
+
 class MemoryLayer(nn.Module):
     "`memory_norm` → `memory_gate` (product keys) → `memory_reader` (slots) → `gated_memory_fusion`."
-    def __init__(self, config: ExplicitLMConfig, hidden_size: int | None = None, eps: float | None = None):
+    def __init__(self, config: MemoryConfig, hidden_size: int, eps: float = 1e-6):
         super().__init__()
-        hs = hidden_size or config.dim
+        hs = hidden_size
         self.query_source = config.query_source
-        self.memory_norm = RMSNorm(hs, eps or config.norm_eps)
+        self.memory_norm = RMSNorm(hs, eps)
         self.memory_gate = ProductKeyGate(config, hs)
         slots = config.reader == "slots"
         if slots: self.memory_reader = SlotReader(config, hs, eps)

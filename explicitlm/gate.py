@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .config import ExplicitLMConfig
+from .config import MemoryConfig
 from .bank import EntryEncoder, MemoryBank
 
 # %% auto #0
@@ -113,9 +113,9 @@ def query_projection(hidden_size: int, knowledge_dim: int, hidden: int = 0) -> n
 # %% ../nbs/02_gate.ipynb #c016
 class ProductKeyGate(nn.Module):
     "Product-key memory gate: query projection, two sets of sqrt(knowledge_num) sub-keys, two-stage selection."
-    def __init__(self, config: ExplicitLMConfig, hidden_size: int | None = None):
+    def __init__(self, config: MemoryConfig, hidden_size: int):
         super().__init__()
-        self.config, self.hidden_size = config, hidden_size or config.dim
+        self.config, self.hidden_size = config, hidden_size
         kd = config.knowledge_dim
         self.gate_proj = query_projection(self.hidden_size, kd, config.query_hidden)
         keys = torch.randn(2, config.num_keys, kd // 2) / math.sqrt(kd // 2)
