@@ -102,7 +102,9 @@ def generation_throughput(rounds=6, batch=8, new_tokens=48):
     prompt = torch.tensor(ids[:batch])
     def run(m):
         t0 = time.perf_counter()
-        with torch.no_grad(): out = m.generate(prompt, max_new_tokens=new_tokens, temperature=0, use_cache=True, eos_token_id=-1)   # (-1: never stops)
+        with torch.no_grad():      # transformers' generate; eos_token_id=None: no early stop at EOS
+            out = m.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens, do_sample=False,
+                             use_cache=True, eos_token_id=None, pad_token_id=0)
         return time.perf_counter() - t0, (out.shape[1] - prompt.shape[1]) * len(prompt)
     for m in models.values(): run(m)                                          # warm-up
     t = {k: [0.0, 0] for k in models}
@@ -195,7 +197,7 @@ def retrieval_scaling(sizes, batch=16, seq=64, dim=128, kd=64, length=16, mode="
         cfg = ExplicitLMConfig(vocab_size=2623, dim=dim, knowledge_num=n, knowledge_length=length, knowledge_dim=kd,
                                num_candidates=8, num_candidates_internal=internal, query_mode=mode, n_heads=4, n_kv_heads=2)
         torch.manual_seed(0)
-        gate, emb = ProductKeyGate(cfg).eval(), nn.Embedding(cfg.vocab_size, dim)
+        gate, emb = ProductKeyGate(cfg, dim).eval(), nn.Embedding(cfg.vocab_size, dim)
         bank = MemoryBank(n, length)
         bank.update_tokens(torch.arange(n), torch.randint(1, cfg.vocab_size, (n, length)))
         gate.cluster_keys(bank, emb)                                          # files every entry once (not timed)
@@ -239,7 +241,7 @@ def training_table():
                  ["tokens_per_s measured by interleaving 6 rounds x 10 steps of each model in one process: the reference recipe's "
                   "step (fact batch, bank overlay, teacher forcing, retrieval loss for the memory model; the same statements, "
                   "true objects, for the baseline).",
-                  "generate_tokens_per_s: KV-cached greedy generation of the trained reference models (bench/knowledge.py's "
+                  "generate_tokens_per_s: KV-cached greedy generation (transformers' GenerationMixin.generate, no stop at EOS) of the trained reference models (bench/knowledge.py's "
                   "'ours' and equal-size baseline, 1,500 steps), 8 prompts of 24 tokens x 48 new tokens, 6 interleaved rounds.",
                   "peak_train_mib = peak resident memory added by building the model and training it 20 steps, in a fresh subprocess (sampled every ms).",
                   "CPU, float32, batches of 24 fact statements + 8 bundled biographies.",

@@ -19,10 +19,11 @@ from .monitor import mean_repetition_rate, usage_counts, selection_entropy
 
 # %% auto #0
 __all__ = ['HIT_COLUMNS', 'COMPARE_COLUMNS', 'load_facts', 'default_paths', 'check_vocab', 'context_length', 'eval_mode',
-           'subsample', 'shifted_nll', 'as_dataloader', 'eval_loss', 'continuation_logprobs', 'continuation_samples',
-           'generation_stats', 'mcq_prompt', 'mcq_accuracy', 'answer_matches', 'greedy_continuations', 'fact_recall',
-           'fact_bank_index', 'trace_hits', 'memory_layers', 'memory_hits', 'summarize_hits', 'memory_hit_rate',
-           'hit_rate_by_correctness', 'selection_stats', 'evaluate_model', 'compare_checkpoints']
+           'subsample', 'shifted_nll', 'as_dataloader', 'eval_loss', 'continuation_logprobs', 'sampling_kwargs',
+           'continuation_samples', 'generation_stats', 'mcq_prompt', 'mcq_accuracy', 'answer_matches',
+           'greedy_continuations', 'fact_recall', 'fact_bank_index', 'trace_hits', 'memory_layers', 'memory_hits',
+           'summarize_hits', 'memory_hit_rate', 'hit_rate_by_correctness', 'selection_stats', 'evaluate_model',
+           'compare_checkpoints']
 
 # %% ../nbs/11_eval.ipynb #c006
 def load_facts(path: str | Path | None = None) -> list[dict]:
@@ -48,7 +49,8 @@ def check_vocab(model, tokenizer) -> None:
     if n > v:
         raise ValueError(f"tokenizer has {n} tokens but the model's vocab_size is {v}: the model was trained with "
                          f"another tokenizer (pass the tokenizer used for training)")
-    if n < v: warnings.warn(f"tokenizer has {n} tokens, the model's vocab_size is {v}: check it is the training tokenizer")
+    if n < 0.99 * v:      # (an embedding padded to a round size, as Qwen's 151,936 rows for 151,669 tokens, is fine)
+        warnings.warn(f"tokenizer has {n} tokens, the model's vocab_size is {v}: check it is the training tokenizer")
 
 def _require(items, what: str) -> list:
     "`items` as a list; `ValueError` naming `what` if it is empty."
@@ -155,6 +157,12 @@ def _texts_from(texts) -> list[str]:
     if isinstance(texts, (str, Path)): return [r["text"] for r in read_jsonl(texts)]
     return [t["text"] if isinstance(t, dict) else t for t in _require(texts, "texts")]
 
+def sampling_kwargs(temperature: float = 0.0, top_p: float = 1.0, repetition_penalty: float = 1.0) -> dict:
+    "transformers `generate` arguments for the seeds' sampling settings (temperature 0: greedy)."
+    if temperature < 0: raise ValueError(f"temperature={temperature} must be >= 0 (0: greedy)")
+    sample = dict(do_sample=True, temperature=temperature, top_p=top_p) if temperature > 0 else dict(do_sample=False)
+    return {**sample, "repetition_penalty": repetition_penalty}
+
 def _cut_at_eos(ids: list[int], eos: int) -> tuple[list[int], bool]:
     "Tokens before the first `eos`, and whether there was one."
     return (ids[:ids.index(eos)], True) if eos in ids else (ids, False)
@@ -179,8 +187,10 @@ def continuation_samples(model, tokenizer, texts, n_prompt_tokens: int = 30, max
     with eval_mode(model):
         for s in tqdm(starts, desc="generating", disable=not progress or len(starts) < 5, leave=False):
             prompt = torch.tensor([r["prompt_ids"] for r in rows[s:s + batch_size]], device=dev)
-            out = model.generate(prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                 repetition_penalty=repetition_penalty, eos_token_id=eos, seed=seed)
+            with torch.random.fork_rng(devices=[]):       # a seeded sample without touching the caller's random state
+                if seed is not None: torch.manual_seed(seed + s)
+                out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=eos,
+                                     **sampling_kwargs(temperature, top_p, repetition_penalty))
             gens += [g[n_prompt_tokens:].tolist() for g in out.cpu()]
     lps = continuation_logprobs(model, [r["prompt_ids"] for r in rows], [r["true_ids"] for r in rows], batch_size,
                                 tokenizer.pad_token_id or 0, progress)
@@ -266,7 +276,8 @@ def greedy_continuations(model, tokenizer, prompts: Sequence[str], max_new_token
     with eval_mode(model):
         for job in tqdm(jobs, desc="recall", disable=not progress or len(jobs) < 10, leave=False):
             ids = torch.tensor([enc[i] for i in job], device=dev)
-            gen = model.generate(ids, max_new_tokens=max_new_tokens, temperature=0.0, eos_token_id=eos)[:, ids.shape[1]:]
+            gen = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False,
+                                 eos_token_id=eos, pad_token_id=eos)[:, ids.shape[1]:]
             for i, g in zip(job, gen.cpu().tolist()): out[i] = tokenizer.decode(_cut_at_eos(g, eos)[0])
     return out
 

@@ -6,27 +6,25 @@
 from __future__ import annotations
 import copy, json, warnings
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoConfig, PreTrainedModel, PreTrainedConfig, GenerationMixin
 from safetensors.torch import save_file, load_file
 from fastcore.basics import patch
-from .config import ExplicitLMConfig
+from .config import MemoryConfig, own_fields
 from .bank import MemoryBank, check_bank
 from .files import atomic_write_text
-from .fusion import MemoryLayer, RetrievalTrace, CopyHead, copy_log_probs, freeze_all_but_memory, parameter_report
+from .fusion import MemoryLayer, MemoryLMOutput, RetrievalTrace, CopyHead, copy_log_probs, freeze_all_but_memory, parameter_report
 from .gate import GateOutput
-from .minimind import MemoryLMOutput
 try: from transformers.modeling_layers import GradientCheckpointingLayer
 except ImportError: GradientCheckpointingLayer = nn.Module   # older transformers: no per-layer checkpointing helper
 
 # %% auto #0
 __all__ = ['DECODER_LAYER_PARTS', 'MEMORY_WEIGHTS', 'MEMORY_CONFIG', 'MEMORY_META', 'MEMORY_BANK', 'SHAPE_FIELDS',
            'decoder_layers', 'check_decoder_layer', 'QueryState', 'CastEmbedding', 'MemoryContext', 'run_forward_hooks',
-           'MemoryAugmentedDecoderLayer', 'resolve_memory_layers', 'backbone_vocab_size', 'ExplicitLM', 'load_backbone',
-           'read_memory_meta', 'check_memory_fits']
+           'MemoryAugmentedDecoderLayer', 'FrozenBackboneConfig', 'resolve_memory_layers', 'backbone_vocab_size',
+           'ExplicitLM', 'load_backbone', 'read_memory_meta', 'memory_config_from_json', 'check_memory_fits']
 
 # %% ../nbs/08_explicit.ipynb #c008
 DECODER_LAYER_PARTS = ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp")
@@ -186,6 +184,36 @@ def continue_queries(self: MemoryAugmentedDecoderLayer, h: torch.Tensor, residua
     return mem.fuse(q, got, residual, self.context.bank, embed)
 
 # %% ../nbs/08_explicit.ipynb #c020
+@dataclass(repr=False)
+class FrozenBackboneConfig(MemoryConfig):
+    "`MemoryConfig` plus the frozen backbone's own Hugging Face config, which gives the sizes (vocabulary, length, width)."
+    model_type = "explicitlm_frozen"
+    backbone_config: dict | None = None   # the backbone's `PreTrainedConfig` (a dict in JSON)
+
+    def __post_init__(self, **kwargs):
+        if isinstance(self.backbone_config, dict):
+            d = dict(self.backbone_config); self.backbone_config = AutoConfig.for_model(d.pop("model_type"), **d)
+        super().__post_init__(**kwargs)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if isinstance(self.backbone_config, PreTrainedConfig): d["backbone_config"] = self.backbone_config.to_dict()
+        return d
+
+    @property
+    def vocab_size(self) -> int: return self.backbone_config.vocab_size
+    @property
+    def max_seq_len(self) -> int: return self.backbone_config.max_position_embeddings
+    @property
+    def hidden_size(self) -> int: return self.backbone_config.hidden_size
+
+    @classmethod
+    def from_memory(cls, config: MemoryConfig, backbone_config: PreTrainedConfig, **changes) -> FrozenBackboneConfig:
+        "The memory fields of `config` (any `MemoryConfig`, e.g. an `ExplicitLMConfig`) over `backbone_config`."
+        return cls(**{**{f.name: getattr(config, f.name) for f in own_fields(MemoryConfig)}, **changes}, backbone_config=backbone_config)
+
+AutoConfig.register("explicitlm_frozen", FrozenBackboneConfig, exist_ok=True)
+
 def resolve_memory_layers(memory_layers, num_layers: int) -> list[int]:
     "Sorted, de-duplicated layer indices (None: all layers); raises naming any index outside 0..num_layers-1."
     if memory_layers is None: return list(range(num_layers))
@@ -201,32 +229,41 @@ def backbone_vocab_size(backbone: nn.Module) -> int:
     return backbone.get_input_embeddings().weight.shape[0]
 
 # %% ../nbs/08_explicit.ipynb #c022
-class ExplicitLM(nn.Module):
+class ExplicitLM(PreTrainedModel, GenerationMixin):
     "A frozen Hugging Face causal LM with memory layers over one shared `MemoryBank` (the seeds' Qwen3 ExplicitLM)."
-    def __init__(self, backbone: nn.Module, config: ExplicitLMConfig, bank: MemoryBank | None = None,
-                 memory_layers: list[int] | None = None, memory_dtype: torch.dtype | None = None):
-        super().__init__()
+    config_class = FrozenBackboneConfig
+    base_model_prefix = "explicitlm"
+
+    def __init__(self, config: FrozenBackboneConfig, backbone: nn.Module | None = None, bank: MemoryBank | None = None,
+                 memory_dtype: torch.dtype | None = None):
+        if backbone is None: backbone = AutoModelForCausalLM.from_config(config.backbone_config)  # (from_pretrained fills it)
         layers = decoder_layers(backbone)
-        idx = resolve_memory_layers(config.memory_layers if memory_layers is None else memory_layers, len(layers))
+        idx = resolve_memory_layers(config.memory_layers, len(layers))
         for i in idx: check_decoder_layer(layers[i], i)
         emb = backbone.get_input_embeddings().weight
-        config = copy.deepcopy(config); config.memory_layers = idx
+        config = copy.copy(config); config.memory_layers, config.backbone_config = idx, backbone.config
         if bank is None: bank = MemoryBank(config.knowledge_num, config.knowledge_length, config.pad_token_id)
-        check_bank(bank, config, emb.shape[0])
+        else: check_bank(bank, config, emb.shape[0])
         if bank.pad_token_id != config.pad_token_id: config.pad_token_id = bank.pad_token_id
-        self.config, self.memory_layers, self.hidden_size = config, idx, emb.shape[1]
-        self.backbone, self.bank = backbone, bank.to(emb.device)
+        super().__init__(config)
+        self.memory_layers, self.hidden_size = idx, emb.shape[1]
+        real = None if emb.device.type == "meta" else emb.device        # (meta: from_pretrained loads the weights later)
+        self.backbone, self.bank = backbone, bank.to(real)
+        self.post_init()         # before the memory is added: a nested backbone's `_init_weights` would re-draw it
         self.context = MemoryContext(self.bank, backbone)
-        eps = getattr(getattr(backbone, "config", None), "rms_norm_eps", 1e-6)
+        eps = getattr(backbone.config, "rms_norm_eps", 1e-6)
         for i in idx:
-            memory = MemoryLayer(config, self.hidden_size, eps).to(device=emb.device, dtype=memory_dtype or emb.dtype)
+            memory = MemoryLayer(config, self.hidden_size, eps).to(device=real, dtype=memory_dtype or emb.dtype)
             layers[i] = MemoryAugmentedDecoderLayer(layers[i], memory, i, self.context)
         base = getattr(backbone, "base_model", backbone)
         self._hooks = [base.register_forward_pre_hook(self.context.begin_call, with_kwargs=True),
                        base.register_forward_hook(self.context.end_call, with_kwargs=True)]
         if config.copy_head:
-            self.copy_head = CopyHead(self.hidden_size, len(idx)).to(device=emb.device, dtype=memory_dtype or emb.dtype)
+            self.copy_head = CopyHead(self.hidden_size, len(idx)).to(device=real, dtype=memory_dtype or emb.dtype)
             self._hooks.append(backbone.get_output_embeddings().register_forward_hook(self.mix_copy))
+        self.generation_config = backbone.generation_config
+
+    def _init_weights(self, module): pass     # the backbone comes trained, the memory modules initialise themselves
 
     @property
     def num_layers(self) -> int: return len(decoder_layers(self.backbone))
@@ -265,6 +302,8 @@ class ExplicitLM(nn.Module):
         log_mix = self.copy_head(hidden.to(self.copy_head.weight.dtype))
         return copy_log_probs(logits, log_mix, reads, self.config.pad_token_id).to(logits.dtype)
 
+AutoModelForCausalLM.register(FrozenBackboneConfig, ExplicitLM, exist_ok=True)     # after `import explicitlm`
+
 # %% ../nbs/08_explicit.ipynb #c024
 def load_backbone(path_or_model, torch_dtype: torch.dtype | None = None) -> nn.Module:
     "A causal LM from a local directory (never downloaded) or an already-built model (optionally cast to `torch_dtype`)."
@@ -279,44 +318,46 @@ def load_backbone(path_or_model, torch_dtype: torch.dtype | None = None) -> nn.M
         raise TypeError(f"path_or_model must be a local directory or a model, got {type(path_or_model).__name__}")
     return path_or_model if torch_dtype is None else path_or_model.to(torch_dtype)
 
-@classmethod
-def _from_backbone(cls, path_or_model, config: ExplicitLMConfig | None = None, bank: MemoryBank | None = None,
-                   memory_layers: list[int] | None = None, freeze_backbone: bool = True, freeze_keys: bool = False,
-                   torch_dtype: torch.dtype | None = None, memory_dtype: torch.dtype | None = None,
-                   memory_path: str | Path | None = None) -> ExplicitLM:
+@patch(cls_method=True)
+def from_backbone(cls: ExplicitLM, path_or_model, config: MemoryConfig | None = None, bank: MemoryBank | None = None,
+                  memory_layers: list[int] | None = None, freeze_backbone: bool = True, freeze_keys: bool = False,
+                  torch_dtype: torch.dtype | None = None, memory_dtype: torch.dtype | None = None,
+                  memory_path: str | Path | None = None) -> ExplicitLM:
     "Wrap a local backbone directory or model with memory layers; restore memory from `memory_path`; freeze the backbone."
     saved = read_memory_meta(memory_path) if memory_path is not None else None
     if config is None:
-        if saved is None: raise ValueError("from_backbone needs config=ExplicitLMConfig(...) (or memory_path=... to use the saved one)")
+        if saved is None: raise ValueError("from_backbone needs config=MemoryConfig(...) (or memory_path=... to use the saved one)")
         config = saved["config"]
     backbone = load_backbone(path_or_model, torch_dtype)
     if saved is not None:
         check_memory_fits(saved, backbone)
         if memory_layers is None: memory_layers = saved["memory_layers"]
-    model = cls(backbone, config, bank, memory_layers, memory_dtype)
+    changes = {} if memory_layers is None else dict(memory_layers=list(memory_layers))
+    model = cls(FrozenBackboneConfig.from_memory(config, backbone.config, **changes), backbone, bank, memory_dtype)
     if memory_path is not None: model.load_memory(memory_path, load_bank=bank is None)
     return model.freeze(backbone=freeze_backbone, keys=freeze_keys)
-ExplicitLM.from_backbone = _from_backbone
 
 # %% ../nbs/08_explicit.ipynb #c026
-def _freeze(self: ExplicitLM, backbone: bool = True, keys: bool = False) -> ExplicitLM:
+@patch
+def freeze(self: ExplicitLM, backbone: bool = True, keys: bool = False) -> ExplicitLM:
     "Freeze the backbone (only memory parts train) and, with `keys`, the product keys as well."
     if backbone: freeze_all_but_memory(self, freeze_keys=keys)
     else:
         for n, p in self.named_parameters(): p.requires_grad_(not (keys and n.endswith("memory_gate.keys")))
     return self
 
-def _parameter_report(self: ExplicitLM, verbose: bool = True) -> dict:
+@patch
+def parameter_report(self: ExplicitLM, verbose: bool = True) -> dict:
     "Total / trainable / frozen parameter counts and percentages, plus the memory parts' share (`memory`, `memory_pct`)."
     r = parameter_report(self, verbose)
     r["memory"] = sum(p.numel() for m in self.memory_parts() for p in m.parameters())
     r["memory_pct"] = 100 * r["memory"] / max(r["total"], 1)
     if verbose: print(f"  - memory parts: {r['memory']/1e6:.3f} M ({r['memory_pct']:.2f}%) in layers {self.memory_layers}")
     return r
-ExplicitLM.freeze, ExplicitLM.parameter_report = _freeze, _parameter_report
 
 # %% ../nbs/08_explicit.ipynb #c028
-def _forward(self: ExplicitLM, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+@patch
+def forward(self: ExplicitLM, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
              labels: torch.Tensor | None = None, output_retrieval: bool = False, forced: dict | None = None,
              **kwargs) -> MemoryLMOutput:
     "Backbone forward with memory; `retrieval[i]` is layer i's `RetrievalTrace` (None without memory) when asked; `forced` as `MemoryLM`."
@@ -331,24 +372,28 @@ def _forward(self: ExplicitLM, input_ids: torch.Tensor | None = None, attention_
     retrieval = [self.context.traces.get(i) for i in range(self.num_layers)] if output_retrieval else None
     return MemoryLMOutput(**dict(out.items()), retrieval=retrieval)
 
-def _generate(self: ExplicitLM, *args, output_retrieval: bool = False, **kwargs):
-    "The backbone's `generate` (KV cache included); with `output_retrieval`, `(sequences, per-call traces)`."
+@patch
+def generate(self: ExplicitLM, *args, output_retrieval: bool = False, **kwargs):
+    "The backbone's own `GenerationMixin.generate` (its cache and masks); with `output_retrieval`, `(sequences, per-call traces)`."
     ctx = self.context
     ctx.history = [] if output_retrieval else None
     try: out = self.backbone.generate(*args, **kwargs)
     finally: steps, ctx.history = ctx.history, None
     return (out, steps) if output_retrieval else out
 
-def _set_shortcut(self: ExplicitLM, closed: bool = True) -> ExplicitLM:
+@patch
+def set_shortcut(self: ExplicitLM, closed: bool = True) -> ExplicitLM:
     "Close (gate forced to 0: exactly the backbone) or re-open (learned gate) every memory layer's shortcut."
     for m in self.memory_modules().values(): m.gated_memory_fusion.gate_override = 0.0 if closed else None
     return self
 
-def _shortcut_closed(self: ExplicitLM) -> bool:
+@patch(as_prop=True)
+def shortcut_closed(self: ExplicitLM) -> bool:
     "True when every memory layer's shortcut is closed (the model computes exactly the backbone)."
     return all(m.gated_memory_fusion.gate_override == 0 for m in self.memory_modules().values())
 
-def _unwrap(self: ExplicitLM) -> nn.Module:
+@patch
+def unwrap(self: ExplicitLM) -> nn.Module:
     "Put the original decoder layers back and remove the hooks: returns the plain backbone (this model is unusable after)."
     layers = decoder_layers(self.backbone)
     for i in self.memory_layers: layers[i] = layers[i].decoder_layer
@@ -356,32 +401,31 @@ def _unwrap(self: ExplicitLM) -> nn.Module:
     self.memory_layers = []
     return self.backbone
 
-def _cluster_keys(self: ExplicitLM, iters: int = 10, seed: int = 0) -> ExplicitLM:
+@patch
+def cluster_keys(self: ExplicitLM, iters: int = 10, seed: int = 0) -> ExplicitLM:
     "Cluster every memory layer's sub-keys from the bank's content (through the backbone's embeddings)."
     from explicitlm.gate import cluster_all_keys
     for i, m in self.memory_modules().items(): cluster_all_keys(m, self.bank, self.memory_embedding(), iters, seed + i)
     return self
-
-ExplicitLM.forward, ExplicitLM.generate, ExplicitLM.set_shortcut, ExplicitLM.unwrap = _forward, _generate, _set_shortcut, _unwrap
-ExplicitLM.cluster_keys = _cluster_keys
-ExplicitLM.shortcut_closed = property(_shortcut_closed)
 
 # %% ../nbs/08_explicit.ipynb #c030
 MEMORY_WEIGHTS, MEMORY_CONFIG, MEMORY_META, MEMORY_BANK = "memory.safetensors", "explicitlm_config.json", "memory_meta.json", "bank.pt"
 SHAPE_FIELDS = ("knowledge_num", "knowledge_length", "knowledge_dim", "num_selected", "fusion_dim", "entry_pooling",
                 "key_layout", "retrieval_score", "reader", "copy_head")
 
-def _memory_state_dict(self: ExplicitLM) -> dict[str, torch.Tensor]:
+@patch
+def memory_state_dict(self: ExplicitLM) -> dict[str, torch.Tensor]:
     "Only the memory parts' tensors, keyed `layers.{i}.{name}` and `copy_head.{name}` (no backbone weight, no bank)."
     out = {f"layers.{i}.{k}": v for i, m in self.memory_modules().items() for k, v in m.state_dict().items()}
     if hasattr(self, "copy_head"): out.update({f"copy_head.{k}": v for k, v in self.copy_head.state_dict().items()})
     return out
 
-def _save_memory(self: ExplicitLM, directory: str | Path) -> Path:
+@patch
+def save_memory(self: ExplicitLM, directory: str | Path) -> Path:
     "Write the memory weights, config, metadata and bank to `directory` (the backbone is not saved)."
     d = Path(directory); d.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in self.memory_state_dict().items()}, str(d/MEMORY_WEIGHTS))
-    self.config.to_json_file(str(d/MEMORY_CONFIG))
+    atomic_write_text(d/MEMORY_CONFIG, MemoryConfig(**{f.name: getattr(self.config, f.name) for f in own_fields(MemoryConfig)}).to_json_string())
     meta = dict(hidden_size=self.hidden_size, num_layers=self.num_layers, memory_layers=self.memory_layers,
                 backbone=type(self.backbone).__name__, backbone_vocab_size=backbone_vocab_size(self.backbone))
     atomic_write_text(d/MEMORY_META, json.dumps(meta, indent=2))
@@ -389,13 +433,19 @@ def _save_memory(self: ExplicitLM, directory: str | Path) -> Path:
     return d
 
 def read_memory_meta(directory: str | Path) -> dict:
-    "The metadata of a memory directory written by `save_memory`, with its `config` (an `ExplicitLMConfig`)."
+    "The metadata of a memory directory written by `save_memory`, with its `config` (a `MemoryConfig`)."
     d = Path(directory)
     missing = [f for f in (MEMORY_WEIGHTS, MEMORY_CONFIG, MEMORY_META, MEMORY_BANK) if not (d/f).is_file()]
     if missing: raise FileNotFoundError(f"{d} is not a memory directory written by save_memory: missing {', '.join(missing)}")
     meta = json.loads((d/MEMORY_META).read_text(encoding="utf-8"))
-    meta["config"] = ExplicitLMConfig.from_json_file(str(d/MEMORY_CONFIG))
+    meta["config"] = memory_config_from_json(d/MEMORY_CONFIG)
     return meta
+
+def memory_config_from_json(path: str | Path) -> MemoryConfig:
+    "The `MemoryConfig` fields of a saved config (also one saved as an `ExplicitLMConfig` before the split: its backbone fields are dropped)."
+    saved = json.loads(Path(path).read_text(encoding="utf-8"))
+    names = {f.name for f in own_fields(MemoryConfig)}
+    return MemoryConfig(**{k: v for k, v in saved.items() if k in names})
 
 def check_memory_fits(meta: dict, backbone: nn.Module):
     "Raise naming both values when saved memory was trained for another hidden size or layer count than `backbone`'s."
@@ -407,10 +457,9 @@ def check_memory_fits(meta: dict, backbone: nn.Module):
     if any(i >= n for i in meta["memory_layers"]):
         raise ValueError(f"the saved memory has layers {meta['memory_layers']} but this backbone has {n} decoder layers")
 
-ExplicitLM.memory_state_dict, ExplicitLM.save_memory = _memory_state_dict, _save_memory
-
 # %% ../nbs/08_explicit.ipynb #c031
-def _load_memory(self: ExplicitLM, directory: str | Path, load_bank: bool = True) -> ExplicitLM:
+@patch
+def load_memory(self: ExplicitLM, directory: str | Path, load_bank: bool = True) -> ExplicitLM:
     "Load memory weights (and the bank, unless `load_bank=False`) written by `save_memory`; shapes must match this model."
     meta = read_memory_meta(directory)
     check_memory_fits(meta, self.backbone)
@@ -439,4 +488,3 @@ def _load_memory(self: ExplicitLM, directory: str | Path, load_bank: bool = True
         self.bank.vocab_size, self.bank.pad_token_id = new.vocab_size, new.pad_token_id
         self.bank.touch()
     return self
-ExplicitLM.load_memory = _load_memory

@@ -4,24 +4,20 @@
 
 # %% ../nbs/07_minimind.ipynb #c003
 from __future__ import annotations
-import math, time
-from dataclasses import dataclass
-from typing import Iterator
+import warnings
 import torch
 from torch import nn
 import torch.nn.functional as F
-from transformers import PreTrainedModel
-from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers import PreTrainedModel, GenerationMixin, DynamicCache, Cache, AutoModelForCausalLM
 from fastcore.basics import patch
 from .config import ExplicitLMConfig
 from .bank import MemoryBank, check_bank
-from .fusion import MemoryLayer, RMSNorm, RetrievalTrace, CopyHead, copy_log_probs, copy_nll, parameter_report
+from .fusion import MemoryLayer, MemoryLMOutput, RMSNorm, CopyHead, copy_log_probs, copy_nll
 from .gate import cluster_all_keys
 
 # %% auto #0
-__all__ = ['BLOCK_KINDS', 'rope_tables', 'apply_rope', 'Attention', 'FeedForward', 'MiniMindBlock', 'MemoryLMOutput',
-           'MiniMindLM', 'MemoryLM', 'BaselineLM', 'NoFFNLM', 'parameter_table', 'compare_sizes', 'sample_next',
-           'check_generation_args']
+__all__ = ['BLOCK_KINDS', 'rope_tables', 'apply_rope', 'Attention', 'FeedForward', 'MiniMindBlock', 'MiniMindLM', 'MemoryLM',
+           'BaselineLM', 'NoFFNLM', 'parameter_table', 'compare_sizes']
 
 # %% ../nbs/07_minimind.ipynb #c006
 def rope_tables(head_dim: int, end: int, theta: float = 1e6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,15 +46,15 @@ class Attention(nn.Module):
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, cos, sin, past_kv=None, attention_mask=None):
-        "`x` `[B, S, dim]` → (output, (k, v) including the past). `attention_mask` `[B, past+S]` marks real tokens."
+    def forward(self, x, cos, sin, cache: Cache | None = None, layer_idx: int = 0, attention_mask=None):
+        "`x` `[B, S, dim]` → output; `cache` (a transformers `Cache`) keeps layer `layer_idx`'s keys and values. `attention_mask` `[B, past+S]` marks real tokens."
         B, S, _ = x.shape
-        q = apply_rope(self.wq(x).view(B, S, self.n_heads, self.head_dim), cos, sin)
-        k = apply_rope(self.wk(x).view(B, S, self.n_kv_heads, self.head_dim), cos, sin)
-        v = self.wv(x).view(B, S, self.n_kv_heads, self.head_dim)
-        if past_kv is not None: k, v = torch.cat([past_kv[0], k], 1), torch.cat([past_kv[1], v], 1)
-        T, rep = k.shape[1], self.n_heads // self.n_kv_heads
-        qh, kh, vh = q.transpose(1, 2), k.repeat_interleave(rep, 2).transpose(1, 2), v.repeat_interleave(rep, 2).transpose(1, 2)
+        qh = apply_rope(self.wq(x).view(B, S, self.n_heads, self.head_dim), cos, sin).transpose(1, 2)
+        k = apply_rope(self.wk(x).view(B, S, self.n_kv_heads, self.head_dim), cos, sin).transpose(1, 2)
+        v = self.wv(x).view(B, S, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if cache is not None: k, v = cache.update(k, v, layer_idx)      # [B, kv_heads, past+S, head_dim]
+        T, rep = k.shape[2], self.n_heads // self.n_kv_heads
+        kh, vh = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
         drop = self.dropout if self.training else 0.0
         if attention_mask is None and T == S:
             out = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True, dropout_p=drop)
@@ -67,7 +63,7 @@ class Attention(nn.Module):
             if attention_mask is not None: mask = mask & attention_mask[:, None, None, -T:].bool()
             mask = mask | ~mask.any(-1, keepdim=True)      # fully padded query rows: attend anywhere (their output is ignored)
             out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, dropout_p=drop)
-        return self.resid_dropout(self.wo(out.transpose(1, 2).reshape(B, S, -1))), (k, v)
+        return self.resid_dropout(self.wo(out.transpose(1, 2).reshape(B, S, -1)))
 
 class FeedForward(nn.Module):
     "SwiGLU feed-forward network of the baseline."
@@ -90,29 +86,23 @@ class MiniMindBlock(nn.Module):
         self.layer_id, self.kind = layer_id, kind
         self.attention_norm = RMSNorm(config.dim, config.norm_eps)
         self.attention = Attention(config)
-        if kind == "memory": self.memory = MemoryLayer(config)
+        if kind == "memory": self.memory = MemoryLayer(config, config.dim, config.norm_eps)
         if kind == "ffn":
             self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
             self.feed_forward = FeedForward(config)
 
-    def forward(self, x, cos, sin, bank=None, embed=None, past_kv=None, attention_mask=None, forced=None):
-        "→ (output, new kv, retrieval trace or None)"
-        h_attn, kv = self.attention(self.attention_norm(x), cos, sin, past_kv, attention_mask)
+    def forward(self, x, cos, sin, bank=None, embed=None, cache=None, attention_mask=None, forced=None):
+        "→ (output, retrieval trace or None); `cache` (a transformers `Cache`) gets this layer's keys and values"
+        h_attn = self.attention(self.attention_norm(x), cos, sin, cache, self.layer_id, attention_mask)
         h = x + h_attn
         if self.kind == "memory":
             mask = None if attention_mask is None else attention_mask[:, -x.shape[1]:]
-            out, trace = self.memory(h_attn, h, bank, embed, mask, forced)
-            return out, kv, trace
-        if self.kind == "ffn": return h + self.feed_forward(self.ffn_norm(h)), kv, None
-        return h, kv, None
+            return self.memory(h_attn, h, bank, embed, mask, forced)
+        if self.kind == "ffn": return h + self.feed_forward(self.ffn_norm(h)), None
+        return h, None
 
 # %% ../nbs/07_minimind.ipynb #c012
-@dataclass
-class MemoryLMOutput(CausalLMOutputWithPast):
-    "`CausalLMOutputWithPast` plus per-layer retrieval traces (None for layers without memory)."
-    retrieval: list[RetrievalTrace | None] | None = None
-
-class MiniMindLM(PreTrainedModel):
+class MiniMindLM(PreTrainedModel, GenerationMixin):
     "Decoder-only LM; subclasses choose the block kind (`MemoryLM`, `BaselineLM`, `NoFFNLM`)."
     config_class = ExplicitLMConfig
     base_model_prefix = "minimind"
@@ -168,14 +158,14 @@ class MiniMindLM(PreTrainedModel):
 # %% ../nbs/07_minimind.ipynb #c014
 @patch
 def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-            labels: torch.Tensor | None = None, cache=None, use_cache: bool = False, output_retrieval: bool = False,
-            past_key_values=None, forced: dict[int, torch.Tensor] | None = None, **kwargs) -> MemoryLMOutput:
-    "Logits (and the shifted loss when `labels` are given; -100 = ignored); `cache` = per-layer (k, v); `forced` see above."
-    past_key_values = cache if cache is not None else past_key_values   # transformers 5 calls it `cache`
+            labels: torch.Tensor | None = None, cache: Cache | None = None, use_cache: bool | None = None,
+            output_retrieval: bool = False, forced: dict[int, torch.Tensor] | None = None, **kwargs) -> MemoryLMOutput:
+    "Logits (and the shifted loss when `labels` are given; -100 = ignored); `cache` a transformers `Cache`; `forced` see above."
+    if use_cache and cache is None: cache = DynamicCache()
     if input_ids.dim() != 2: raise ValueError(f"input_ids must be [batch, seq]; got shape {tuple(input_ids.shape)}")
     if input_ids.numel() and (input_ids.max() >= self.config.vocab_size or input_ids.min() < 0):
         raise ValueError(f"token id {int(input_ids.max())} outside the vocabulary (vocab_size={self.config.vocab_size})")
-    past = past_key_values[0][0].shape[1] if past_key_values else 0
+    past = cache.get_seq_length() if cache is not None else 0
     S = input_ids.shape[1]
     if past + S > self.config.max_seq_len:
         raise ValueError(f"sequence length {past + S} exceeds max_seq_len={self.config.max_seq_len}")
@@ -184,11 +174,10 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
     if attention_mask is not None and bool(attention_mask.all()): attention_mask = None
     h = self.dropout(self.tok_embeddings(input_ids))
     bank = self.memory_bank if self.uses_memory else None
-    presents, traces = [], []
+    traces = []
     for i, layer in enumerate(self.layers):
-        h, kv, trace = layer(h, cos, sin, bank, self.tok_embeddings, past_key_values[i] if past_key_values else None,
-                             attention_mask, (forced or {}).get(i))
-        presents.append(kv); traces.append(trace)
+        h, trace = layer(h, cos, sin, bank, self.tok_embeddings, cache, attention_mask, (forced or {}).get(i))
+        traces.append(trace)
     hidden = self.norm(h)
     logits, loss = self.output(hidden), None
     targets = None if labels is None else F.pad(labels[:, 1:], (0, 1), value=-100)   # position t predicts token t+1
@@ -199,7 +188,7 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
         logits = None if (self.training and targets is not None) else copy_log_probs(logits, log_mix, reads, self.config.pad_token_id)
     elif targets is not None:
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
-    return MemoryLMOutput(loss=loss, logits=logits, cache=tuple(presents) if use_cache else None,
+    return MemoryLMOutput(loss=loss, logits=logits, cache=cache if use_cache is not False else None,
                           retrieval=traces if output_retrieval else None)
 
 # %% ../nbs/07_minimind.ipynb #c015
@@ -228,6 +217,19 @@ class NoFFNLM(MiniMindLM):
     "Attention only: no FFN and no memory (ablation)."
     block_kind = "none"
 
+@patch(cls_method=True)
+def from_pretrained(cls: MiniMindLM, path, *args, config: ExplicitLMConfig | None = None, **kwargs) -> MiniMindLM:
+    "Load a saved model; on `MiniMindLM` (as `AutoModelForCausalLM` calls it) it builds the class the saved config names."
+    if cls is MiniMindLM:
+        config = config or ExplicitLMConfig.from_pretrained(path)
+        kinds = {c.__name__: c for c in (MemoryLM, BaselineLM, NoFFNLM)}
+        name = (config.architectures or ["MemoryLM"])[0]
+        if name not in kinds: raise ValueError(f"{path} holds a {name}; MiniMindLM loads one of {', '.join(kinds)}")
+        cls = kinds[name]
+    return super(MiniMindLM, cls).from_pretrained(path, *args, config=config, **kwargs)
+
+AutoModelForCausalLM.register(ExplicitLMConfig, MiniMindLM, exist_ok=True)    # after `import explicitlm`
+
 # %% ../nbs/07_minimind.ipynb #c019
 def parameter_table(model: nn.Module):
     "Parameter counts per component type (embeddings, attention, ffn, memory parts, norms) as a pandas DataFrame."
@@ -248,72 +250,16 @@ def compare_sizes(*models: nn.Module):
     return pd.concat({type(m).__name__: parameter_table(m)["parameters"] for m in models}, axis=1).fillna(0).astype(int)
 
 # %% ../nbs/07_minimind.ipynb #c034
-def sample_next(logits: torch.Tensor, generated: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0,
-                repetition_penalty: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-    "Next token ids `[B, 1]` from last-position `logits` `[B, V]`; temperature 0 → greedy."
-    logits = logits.float().clone()
-    if repetition_penalty != 1.0:
-        seen = logits.gather(1, generated)
-        logits.scatter_(1, generated, torch.where(seen > 0, seen / repetition_penalty, seen * repetition_penalty))
-    if temperature == 0: return logits.argmax(-1, keepdim=True)
-    logits = logits / temperature
-    if top_p < 1.0:
-        sorted_logits, order = logits.sort(-1, descending=True)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop = cum - sorted_logits.softmax(-1) > top_p            # keep the smallest set reaching top_p
-        logits = logits.scatter(1, order, sorted_logits.masked_fill(drop, float("-inf")))
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator)
-
-# %% ../nbs/07_minimind.ipynb #c036
-def check_generation_args(input_ids: torch.Tensor, max_seq_len: int, max_new_tokens: int, temperature: float = 1.0,
-                          top_p: float = 1.0, repetition_penalty: float = 1.0):
-    "Raise `ValueError` naming the value for an empty or over-long prompt or an invalid sampling argument."
-    n = input_ids.shape[-1]
-    checks = [(n > 0, "the prompt is empty: give at least one token"),
-              (n < max_seq_len, f"the prompt has {n} tokens and max_seq_len={max_seq_len} leaves no room to generate: shorten it"),
-              (max_new_tokens >= 1, f"max_new_tokens={max_new_tokens} must be >= 1"),
-              (temperature >= 0, f"temperature={temperature} must be >= 0 (0: greedy)"),
-              (0 < top_p <= 1, f"top_p={top_p} must be in (0, 1]"),
-              (repetition_penalty > 0, f"repetition_penalty={repetition_penalty} must be > 0")]
-    for ok, msg in checks:
-        if not ok: raise ValueError(msg)
-
 @patch
-def stream(self: MiniMindLM, input_ids: torch.Tensor, max_new_tokens: int = 64, temperature: float = 1.0,
-            top_p: float = 1.0, repetition_penalty: float = 1.0, eos_token_id: int | None = None,
-            use_cache: bool = True, seed: int | None = None) -> Iterator[torch.Tensor]:
-    "Yield the next token ids `[B, 1]` one step at a time (stops when every sequence has emitted EOS)."
-    if input_ids.dim() == 1: input_ids = input_ids[None]
-    check_generation_args(input_ids, self.config.max_seq_len, max_new_tokens, temperature, top_p, repetition_penalty)
-    return self._stream(input_ids, max_new_tokens, temperature, top_p, repetition_penalty, eos_token_id, use_cache, seed)
-
-@patch
-@torch.no_grad()
-def _stream(self: MiniMindLM, input_ids, max_new_tokens, temperature, top_p, repetition_penalty, eos_token_id, use_cache, seed):
-    eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
-    use_cache = use_cache and self.config.query_mode != "mean"
-    g = torch.Generator(device=input_ids.device).manual_seed(seed) if seed is not None else None
-    seq, past, done = input_ids, None, torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-    budget = min(max_new_tokens, self.config.max_seq_len - input_ids.shape[1])
-    for _ in range(budget):
-        out = self(seq[:, -1:] if past is not None else seq, cache=past, use_cache=use_cache)
-        past = out.cache if use_cache else None
-        nxt = sample_next(out.logits[:, -1], seq, temperature, top_p, repetition_penalty, g)
-        nxt = torch.where(done[:, None], torch.full_like(nxt, eos), nxt)
-        seq = torch.cat([seq, nxt], 1)
-        yield nxt
-        done |= nxt[:, 0] == eos
-        if done.all(): break
-
-@patch
-def generate(self: MiniMindLM, input_ids: torch.Tensor, max_new_tokens: int = 64, temperature: float = 1.0,
-              top_p: float = 1.0, repetition_penalty: float = 1.0, eos_token_id: int | None = None,
-              use_cache: bool = True, stream: bool = False, seed: int | None = None):
-    "Prompt + generated ids `[B, S + n]` (or, with `stream=True`, an iterator of next-token ids)."
-    was_training = self.training; self.eval()
-    it = self.stream(input_ids, max_new_tokens, temperature, top_p, repetition_penalty, eos_token_id, use_cache, seed)
-    if stream: return it
-    new = list(it)
-    self.train(was_training)
-    ids = input_ids if input_ids.dim() == 2 else input_ids[None]
-    return torch.cat([ids, *new], 1) if new else ids
+def generate(self: MiniMindLM, inputs: torch.Tensor | None = None, generation_config=None, **kwargs):
+    "transformers' `GenerationMixin.generate`, without KV cache for pooled queries and capped at `max_seq_len` tokens."
+    if self.config.query_mode != "token": kwargs["use_cache"] = False
+    ids = inputs if inputs is not None else kwargs.get("input_ids")
+    if ids is not None:
+        n, limit = ids.shape[-1], self.config.max_seq_len
+        if n >= limit: raise ValueError(f"the prompt has {n} tokens and max_seq_len={limit} leaves no room to generate: shorten it")
+        asked = kwargs.get("max_new_tokens") or (generation_config or self.generation_config).max_new_tokens
+        if asked is not None and n + asked > limit:
+            warnings.warn(f"max_new_tokens={asked} would run past max_seq_len={limit}: generating {limit - n} tokens")
+            kwargs["max_new_tokens"] = limit - n
+    return super(MiniMindLM, self).generate(inputs, generation_config, **kwargs)
