@@ -15,7 +15,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from .config import ExplicitLMConfig, apply_overrides, own_fields
 from .files import atomic_path, atomic_write_text, load_torch, save_torch
 from .bank import build_bank
-from .minimind import MemoryLM, BaselineLM, NoFFNLM, MiniMindLM
+from .minimind import MemoryLM, BaselineLM, NoFFNLM
 from .fusion import freeze_all_but_memory, parameter_report
 from .data import load_local_tokenizer, PretrainDataset, SFTDataset, collate, read_jsonl, bundled_data_dir
 from .counterfactual import FactStream, FactBatch
@@ -28,8 +28,9 @@ __all__ = ['MODEL_TYPES', 'REFERENCE_RECIPE', 'CHECKPOINT_MARKER', 'RUN_FILES', 
            'accelerate_trackers', 'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog',
            'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint', 'write_checkpoint_marker',
            'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint', 'load_trainer_state', 'load_trained',
-           'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch', 'bank_overlay',
-           'step_loss', 'ema_memory_update', 'TrainResult', 'prepare_out_dir', 'resume_conflicts',
+           'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch', 'RetrievalSupervision',
+           'default_extra_losses', 'bank_overlay', 'step_loss', 'ema_memory_update', 'StepOutput', 'train_step',
+           'TrainResult', 'prepare_out_dir', 'resume_conflicts', 'resume_training', 'evaluate_and_log',
            'accelerator_available', 'fit', 'fact_stream', 'pretrain', 'split_eval', 'train_memory', 'pretrain_qwen3',
            'cli_help', 'parse_cli', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli',
            'write_accelerate_config']
@@ -183,8 +184,8 @@ def evaluate(model, dataset, batch_size: int, max_batches: int, device=None, tok
         seqs = []
         for i in range(min(n_generations, len(dataset))):
             ids = dataset[i]["input_ids"][:8].to(device)[None]
-            if isinstance(model, MiniMindLM): gen = model.generate(ids, max_new_tokens=32, temperature=0, eos_token_id=-1)
-            else: gen = model.generate(ids, max_new_tokens=32, do_sample=False)      # a Hugging Face backbone's generate
+            gen = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=32, do_sample=False,
+                                 eos_token_id=None, pad_token_id=model.config.pad_token_id)   # 32 tokens, no stop at EOS
             seqs.append(gen[0, 8:].tolist())
         res["repetition_rate"] = monitor.mean_repetition_rate(seqs)
     model.train(was)
@@ -314,6 +315,22 @@ def draw_batch(source, micro_step: int, rank: int = 0, world: int = 1):
     if isinstance(source, FactStream): return source.batch(micro_step * world + rank)
     return source.batch(micro_step, rank, world)
 
+# %% ../nbs/10_train.ipynb #c072
+@dataclass
+class RetrievalSupervision:
+    "Extra loss: `weight` × `retrieval_loss` at a fact batch's supervised positions (logs `retrieval_loss`, `retrieval_acc`)."
+    weight: float = 1.0
+    n_negatives: int = 4096
+    def __call__(self, model, batch, output, generator=None) -> tuple[torch.Tensor, dict] | None:
+        sup, traces = getattr(batch, "supervision", None), getattr(output, "retrieval", None)
+        if sup is None or not len(sup) or traces is None or not getattr(model, "memory_layers", None): return None
+        rl, ra = retrieval_loss(model, traces, sup, self.n_negatives, generator)
+        return self.weight * rl, dict(retrieval_loss=rl.item(), retrieval_acc=ra.item())
+
+def default_extra_losses(cfg: TrainConfig) -> list:
+    "The extra losses `cfg` asks for: the retrieval supervision unless `retrieval_weight` is 0."
+    return [RetrievalSupervision(cfg.retrieval_weight, cfg.retrieval_negatives)] if cfg.retrieval_weight else []
+
 # %% ../nbs/10_train.ipynb #c053
 def bank_overlay(model, batch):
     "Context writing a fact batch's entries into `model`'s bank for the step (a no-op for text batches or models without a bank)."
@@ -321,25 +338,26 @@ def bank_overlay(model, batch):
         return model.memory_bank.overlay(batch.overlay_indices, batch.overlay_tokens)
     return contextlib.nullcontext()
 
-def step_loss(model, raw, batch, cfg: TrainConfig, micro_step: int, device) -> tuple[torch.Tensor, dict]:
-    "Loss of one micro-batch (`model` may be wrapped by accelerate, `raw` is the bare model) and its logged parts."
+def step_loss(model, raw, batch, cfg: TrainConfig, micro_step: int, device, extra_losses: list | None = None) -> tuple[torch.Tensor, dict]:
+    """Loss of one micro-batch (`model` may be wrapped by accelerate, `raw` is the bare model) and its logged parts: the LM
+    loss plus each of `extra_losses` (None: `default_extra_losses(cfg)`)."""
     fact = isinstance(batch, FactBatch)
     ids, mask, labels = ((batch.input_ids, batch.attention_mask, batch.labels) if fact else
                          (batch["input_ids"], batch["attention_mask"], batch["labels"]))
     ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
     parts = dict(tokens=int(mask.sum()))
     sup = batch.supervision.to(device) if fact and raw.memory_layers else None
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + micro_step)
     if sup is None or not len(sup):
         out = model(ids, attention_mask=mask, labels=labels, use_cache=False, **({"output_retrieval": True} if cfg.ema_update else {}))
-        return out.loss, dict(parts, lm_loss=out.loss.item(), traces=getattr(out, "retrieval", None))
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + micro_step)
-    forced = teacher_forcing(sup, raw.memory_layers, cfg.teacher_forcing, g) if cfg.teacher_forcing else None
-    out = model(ids, attention_mask=mask, labels=labels, use_cache=False, output_retrieval=True, forced=forced)
-    loss, parts["lm_loss"], parts["traces"] = out.loss, out.loss.item(), out.retrieval
-    if cfg.retrieval_weight:
-        rl, ra = retrieval_loss(raw, out.retrieval, sup, cfg.retrieval_negatives, g)
-        loss = loss + cfg.retrieval_weight * rl
-        parts.update(retrieval_loss=rl.item(), retrieval_acc=ra.item())
+    else:
+        forced = teacher_forcing(sup, raw.memory_layers, cfg.teacher_forcing, g) if cfg.teacher_forcing else None
+        out = model(ids, attention_mask=mask, labels=labels, use_cache=False, output_retrieval=True, forced=forced)
+    loss, parts["lm_loss"], parts["traces"] = out.loss, out.loss.item(), getattr(out, "retrieval", None)
+    for extra in default_extra_losses(cfg) if extra_losses is None else extra_losses:
+        res = extra(raw, batch, out, g)
+        if res is None: continue
+        loss = loss + res[0]; parts.update(res[1])
     return loss, parts
 
 # %% ../nbs/10_train.ipynb #c055
@@ -362,6 +380,61 @@ def ema_memory_update(model, traces, skip: torch.Tensor | None = None, decay: fl
         target = F.normalize(mean, dim=-1).unsqueeze(1) * emb.norm(dim=-1, keepdim=True).mean(1, keepdim=True)
         written += bank.ema_update(uniq, target.expand_as(emb), E, decay)
     return written
+
+# %% ../nbs/10_train.ipynb #c079
+def _mean(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if key in r]
+    return round(sum(vals) / len(vals), 5) if vals else None
+
+@dataclass
+class StepOutput:
+    "What one optimizer step produced."
+    loss: float              # mean LM loss of its micro-batches (over every process)
+    parts: list[dict]        # each micro-batch's logged parts: tokens, lm_loss, the extra losses' metrics (traces: the last)
+    grad_norm: object = None # before clipping (None without clipping)
+    tokens: int = 0          # tokens this process trained on
+    def mean(self, key: str) -> float | None:
+        "Mean of `key` over the micro-batches that logged it."
+        return _mean(self.parts, key)
+    @property
+    def metrics(self) -> dict:
+        "The extra losses' logged numbers, averaged over the micro-batches."
+        keys = dict.fromkeys(k for p in self.parts for k in p if k not in ("tokens", "lm_loss", "traces"))
+        return {k: self.mean(k) for k in keys}
+
+def train_step(model, optimizer, scheduler, batches, step: int, cfg: TrainConfig, extra_losses: list | None = None,
+               acc: Accelerator | None = None, params: list | None = None) -> StepOutput:
+    "Optimizer step `step + 1` over `cfg.accumulation_steps` micro-batches of `batches` (`acc`: the run's accelerator, or None)."
+    raw = acc.unwrap_model(model) if acc else model
+    rank, world = (acc.process_index, acc.num_processes) if acc else (0, 1)
+    dev = acc.device if acc else next(raw.parameters()).device
+    if params is None: params = [p for p in model.parameters() if p.requires_grad]
+    if extra_losses is None: extra_losses = default_extra_losses(cfg)
+    optimizer.zero_grad(set_to_none=True)
+    parts, tokens = [], 0
+    for j in range(cfg.accumulation_steps):
+        micro = step * cfg.accumulation_steps + j
+        batch = draw_batch(batches, micro, rank, world)
+        seq = micro * world + rank                             # this micro-batch's number over all processes
+        with bank_overlay(raw, batch):
+            with acc.autocast() if acc else contextlib.nullcontext():
+                loss, p = step_loss(model, raw, batch, cfg, seq, dev, extra_losses)
+            if acc: acc.backward(loss / cfg.accumulation_steps)
+            else: (loss / cfg.accumulation_steps).backward()
+        parts.append({k: v for k, v in p.items() if k != "traces" or j == cfg.accumulation_steps - 1})
+        tokens += p["tokens"]
+    clip = acc.clip_grad_norm_ if acc else torch.nn.utils.clip_grad_norm_
+    gn = clip(params, cfg.grad_clip) if cfg.grad_clip else None
+    optimizer.step()
+    if scheduler is not None: scheduler.step()
+    if cfg.ema_update and hasattr(raw, "memory_bank") and parts[-1].get("traces"):
+        ema_memory_update(raw, parts[-1]["traces"], getattr(batch, "overlay_indices", None), raw.config.ema_decay)
+    done = step + 1
+    if cfg.recluster_every and cfg.cluster_keys and hasattr(raw, "cluster_keys") and done % cfg.recluster_every == 0:
+        raw.cluster_keys(seed=cfg.seed + done)
+    lm = _mean(parts, "lm_loss")
+    if world > 1: lm = acc.reduce(torch.tensor(lm, device=dev), "mean").item()   # the global batch's
+    return StepOutput(lm, parts, gn, tokens)
 
 # %% ../nbs/10_train.ipynb #c029
 @dataclass
@@ -393,6 +466,7 @@ def prepare_out_dir(cfg: TrainConfig) -> Path:
     print(f"out_dir={out}: removed the earlier run's {', '.join(earlier)} (overwrite=true)")
     return out
 
+# %% ../nbs/10_train.ipynb #c083
 # settings a resumed run may change: they do not alter the trajectory up to the checkpoint (max_steps re-shapes the
 # schedule from there on); any other difference would silently mix two runs
 RESUMABLE_CHANGES = {"out_dir", "resume_from", "max_steps", "max_time", "eval_every", "eval_batches", "monitor_generations",
@@ -415,18 +489,44 @@ def _restore_model(model, ckpt: Path):
     state = type(model).from_pretrained(ckpt / "model").state_dict()
     model.load_state_dict(state)
 
-def _mean(rows: list[dict], key: str) -> float | None:
-    vals = [r[key] for r in rows if key in r]
-    return round(sum(vals) / len(vals), 5) if vals else None
+def resume_training(model, optimizer, scheduler, cfg: TrainConfig) -> int:
+    "Restore model, optimizer, scheduler and RNG states from the checkpoint `cfg.resume_from` (refused if saved with other settings); its step."
+    st = load_trainer_state(cfg.resume_from)
+    conflicts = resume_conflicts(cfg.resume_from, st["train_config"], model.config, cfg)
+    if conflicts: raise ValueError(f"resume_from={cfg.resume_from} was saved with other settings than this run's:\n  "
+                                   + "\n  ".join(conflicts) + "\nresume with the saved values, or start a new run in another out_dir")
+    _restore_model(model, Path(cfg.resume_from))
+    optimizer.load_state_dict(st["optimizer"]); scheduler.load_state_dict(st["scheduler"])
+    torch.set_rng_state(st["rng_torch"]); random.setstate(st["rng_python"])
+    if st.get("rng_cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["rng_cuda"])
+    return st["step"]
 
+# %% ../nbs/10_train.ipynb #c086
+def evaluate_and_log(model, eval_ds, cfg: TrainConfig, log: MetricsLog, step: int, recent_train: float | None = None,
+                     tokenizer=None, device=None, main_process: bool = True) -> tuple[float, str, dict]:
+    "Evaluate `model` on `eval_ds`, check the monitor and write the eval row to `log`: (eval loss, worst status, signals)."
+    r = evaluate(model, eval_ds, cfg.batch_size, cfg.eval_batches, device, tokenizer, cfg.monitor_generations)
+    sig = monitor.check({"train_loss": recent_train, "eval_loss": r["eval_loss"],
+                         "repetition_rate": r.get("repetition_rate"), "selection_entropy": r.get("selection_entropy")})
+    worst = monitor.worst_status(sig)
+    log.write(step=step, kind="eval", eval_loss=round(r["eval_loss"], 5), train_loss=recent_train,
+              selection_entropy=r.get("selection_entropy"), repetition_rate=r.get("repetition_rate"),
+              loss_ratio=sig["loss_ratio"].value, status=worst, **{f"status_{k}": s.status for k, s in sig.items()})
+    if "usage" in r and main_process: save_torch(r["usage"], Path(cfg.out_dir) / "selection_usage.pt")
+    # an untrained model repeats itself: the monitor speaks once training has begun (step 0 is only logged)
+    if worst != "ok" and step > 0 and main_process: tqdm.write(f"step {step} monitor: {worst}\n{monitor.format_statuses(sig)}")
+    return r["eval_loss"], worst, sig
+
+# %% ../nbs/10_train.ipynb #c089
 def accelerator_available() -> bool:
     "Whether torch sees a GPU (CUDA) or an Apple GPU (MPS)."
     return torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
 
-def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None) -> TrainResult:
-    "Train `model` on `train_data` (a `TextBatches` or a `FactStream`) per `cfg` (see the notebook for what is logged and saved)."
+def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None, extra_losses: list | None = None) -> TrainResult:
+    "Train `model` on `train_data` (a `TextBatches` or a `FactStream`) per `cfg`, with `extra_losses` (None: from `cfg`)."
     torch.manual_seed(cfg.seed); random.seed(cfg.seed)
     out_dir = Path(cfg.out_dir)
+    extra_losses = default_extra_losses(cfg) if extra_losses is None else list(extra_losses)
     # each process keeps its own bank: a fact batch writes its counterfactual entries into it for one step, so DDP must
     # not overwrite the buffers with rank 0's at every forward (every other write is the same on all processes)
     acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=cfg.trackers or None, project_dir=out_dir / "trackers",
@@ -446,18 +546,11 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=cfg.learning_rate, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
-    step = 0
     log = MetricsLog(out_dir / "metrics.csv", fresh=cfg.resume_from is None, active=acc.is_main_process,
                      tracker=(lambda m, s: acc.log(m, step=s)) if cfg.trackers else None)
+    step = 0
     if cfg.resume_from:
-        st = load_trainer_state(cfg.resume_from)
-        conflicts = resume_conflicts(cfg.resume_from, st["train_config"], model.config, cfg)
-        if conflicts: raise ValueError(f"resume_from={cfg.resume_from} was saved with other settings than this run's:\n  "
-                                       + "\n  ".join(conflicts) + "\nresume with the saved values, or start a new run in another out_dir")
-        _restore_model(model, Path(cfg.resume_from))
-        opt.load_state_dict(st["optimizer"]); sched.load_state_dict(st["scheduler"]); step = st["step"]
-        torch.set_rng_state(st["rng_torch"]); random.setstate(st["rng_python"])
-        if st.get("rng_cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["rng_cuda"])
+        step = resume_training(model, opt, sched, cfg)
         if acc.is_main_process: truncate_metrics(out_dir / "metrics.csv", step)
         acc.print(f"resumed from {cfg.resume_from} at step {step}")
     if acc.state.deepspeed_plugin is not None:      # DeepSpeed wants the per-GPU micro-batch when no dataloader is prepared
@@ -468,65 +561,37 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None)
     can_cluster = hasattr(raw, "cluster_keys") and cfg.cluster_keys  # memory models (MemoryLM, ExplicitLM)
     # the index is rebuilt at the start and after every checkpoint, so a resumed run starts from the same index
     if can_cluster: raw.cluster_keys(seed=cfg.seed + step)
-
-    def do_eval(step, recent_train):
-        r = evaluate(raw, eval_ds, cfg.batch_size, cfg.eval_batches, dev, tokenizer, cfg.monitor_generations)
-        sig = monitor.check({"train_loss": recent_train, "eval_loss": r["eval_loss"],
-                             "repetition_rate": r.get("repetition_rate"), "selection_entropy": r.get("selection_entropy")})
-        worst = monitor.worst_status(sig)
-        log.write(step=step, kind="eval", eval_loss=round(r["eval_loss"], 5), train_loss=recent_train,
-                  selection_entropy=r.get("selection_entropy"), repetition_rate=r.get("repetition_rate"),
-                  loss_ratio=sig["loss_ratio"].value, status=worst, **{f"status_{k}": s.status for k, s in sig.items()})
-        if "usage" in r and acc.is_main_process: save_torch(r["usage"], out_dir / "selection_usage.pt")
-        # an untrained model repeats itself: the monitor speaks once training has begun (step 0 is only logged)
-        if worst != "ok" and step > 0 and acc.is_main_process: tqdm.write(f"step {step} monitor: {worst}\n{monitor.format_statuses(sig)}")
-        return r["eval_loss"], worst, sig
+    eval_args = dict(tokenizer=tokenizer, device=dev, main_process=acc.is_main_process)
 
     initial = None
-    if step == 0: initial, _, _ = do_eval(0, None)
+    if step == 0: initial, _, _ = evaluate_and_log(raw, eval_ds, cfg, log, 0, None, **eval_args)
     t0, last_log_t, tokens_since, history, stopped_by = time.time(), time.time(), 0, [], "max_steps"
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not (cfg.progress and acc.is_main_process), dynamic_ncols=True)
     model.train()
     final, last_signals = None, None
     while step < cfg.max_steps:
-        opt.zero_grad(set_to_none=True)
-        parts = []
-        for j in range(cfg.accumulation_steps):
-            micro = step * cfg.accumulation_steps + j
-            batch = draw_batch(train_data, micro, acc.process_index, acc.num_processes)
-            seq = micro * acc.num_processes + acc.process_index   # this micro-batch's number over all processes
-            with bank_overlay(raw, batch):
-                with acc.autocast(): loss, p = step_loss(model, raw, batch, cfg, seq, dev)
-                acc.backward(loss / cfg.accumulation_steps)
-            parts.append({k: v for k, v in p.items() if k != "traces" or j == cfg.accumulation_steps - 1})
-            tokens_since += p["tokens"]
-        gn = acc.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else None
-        opt.step(); sched.step(); step += 1
-        if cfg.ema_update and hasattr(raw, "memory_bank") and parts[-1].get("traces"):
-            ema_memory_update(raw, parts[-1]["traces"], getattr(batch, "overlay_indices", None), raw.config.ema_decay)
-        if cfg.recluster_every and can_cluster and step % cfg.recluster_every == 0: raw.cluster_keys(seed=cfg.seed + step)
-        step_lm = _mean(parts, "lm_loss")
-        if acc.num_processes > 1: step_lm = acc.reduce(torch.tensor(step_lm, device=dev), "mean").item()   # the global batch's
-        if not math.isfinite(step_lm):
+        out = train_step(model, opt, sched, train_data, step, cfg, extra_losses, acc, params)
+        step += 1; tokens_since += out.tokens
+        if not math.isfinite(out.loss):
             done = checkpoint_steps(out_dir)
-            raise FloatingPointError(f"training loss is {step_lm} at step {step}: the run stops here and saves nothing "
+            raise FloatingPointError(f"training loss is {out.loss} at step {step}: the run stops here and saves nothing "
                                      f"(last good checkpoint: {out_dir / f'checkpoint-{done[-1]}' if done else 'none'}); "
                                      f"lower learning_rate (now {cfg.learning_rate}) or check the data")
-        history.append(step_lm); bar.update(1)
+        history.append(out.loss); bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             now = time.time(); tps = tokens_since * acc.num_processes / max(now - last_log_t, 1e-9)
             last_log_t, tokens_since = now, 0
             lr = sched.get_last_lr()[0]
-            bar.set_postfix(loss=f"{step_lm:.3f}", lr=f"{lr:.2e}", tok_s=f"{tps:.0f}")
-            log.write(step=step, kind="train", train_loss=step_lm, lr=lr, tokens_per_sec=round(tps, 1),
-                      elapsed_s=round(now - t0, 2), grad_norm=None if gn is None else round(float(gn), 4),
-                      retrieval_loss=_mean(parts, "retrieval_loss"), retrieval_acc=_mean(parts, "retrieval_acc"))
+            bar.set_postfix(loss=f"{out.loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tps:.0f}")
+            log.write(step=step, kind="train", train_loss=out.loss, lr=lr, tokens_per_sec=round(tps, 1),
+                      elapsed_s=round(now - t0, 2), grad_norm=None if out.grad_norm is None else round(float(out.grad_norm), 4),
+                      **out.metrics)
         timed_out = cfg.max_time and time.time() - t0 > cfg.max_time
         last = step == cfg.max_steps or timed_out
         if last and can_cluster: raw.cluster_keys(seed=cfg.seed + step)   # the saved keys fit the final encoder
         if step % cfg.eval_every == 0 or last:
             recent = sum(history[-cfg.eval_every:]) / len(history[-cfg.eval_every:])
-            final, worst, last_signals = do_eval(step, round(recent, 5))
+            final, worst, last_signals = evaluate_and_log(raw, eval_ds, cfg, log, step, round(recent, 5), **eval_args)
             if worst == "danger" and cfg.stop_on_danger: stopped_by = "monitor"; break
         if step % cfg.save_every == 0 and step < cfg.max_steps:
             if acc.is_main_process: save_checkpoint(out_dir, step, raw, opt, sched, cfg)
@@ -553,8 +618,9 @@ def fact_stream(cfg: TrainConfig, tokenizer, bank, texts: list[str], with_bank: 
                       delete=cfg.delete if with_bank else 0.0, new_subjects=cfg.new_subjects if with_bank else 0.0,
                       distractors=cfg.distractors if with_bank else 0, max_len=max_len, seed=cfg.seed)
 
-def pretrain(model_config: ExplicitLMConfig | None = None, train_config: TrainConfig | None = None) -> TrainResult:
-    "Train a MemoryLM / BaselineLM / NoFFNLM from scratch; the memory model's bank comes from the knowledge corpus."
+def pretrain(model_config: ExplicitLMConfig | None = None, train_config: TrainConfig | None = None,
+             extra_losses: list | None = None) -> TrainResult:
+    "Train a MemoryLM / BaselineLM / NoFFNLM from scratch (bank from the knowledge corpus); `extra_losses`: see `fit`."
     cfg = train_config or TrainConfig()
     tok = load_local_tokenizer(cfg.tokenizer_path)
     mcfg = model_config or cpu_demo_config(tok)
@@ -573,7 +639,7 @@ def pretrain(model_config: ExplicitLMConfig | None = None, train_config: TrainCo
                   else TextBatches(texts, cfg.batch_size, cfg.seed))
     eval_ds = PretrainDataset(_bundled(cfg.eval_path, "pretrain_eval.jsonl"), tok, mcfg.max_seq_len)
     parameter_report(model)
-    res = fit(model, train_data, eval_ds, cfg, tok)
+    res = fit(model, train_data, eval_ds, cfg, tok, extra_losses)
     if hasattr(res.model, "memory_bank"): res.model.memory_bank.tokenizer = tok
     res.bank = bank
     return res
@@ -591,7 +657,8 @@ def split_eval(dataset, eval_fraction: float = 0.05, seed: int = 0):
     perm = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
     return Subset(dataset, sorted(perm[n_eval:])), Subset(dataset, sorted(perm[:n_eval]))
 
-def train_memory(model_config: ExplicitLMConfig | None = None, train_config: TrainConfig | None = None) -> TrainResult:
+def train_memory(model_config: ExplicitLMConfig | None = None, train_config: TrainConfig | None = None,
+                 extra_losses: list | None = None) -> TrainResult:
     "Freeze the backbone and train only the memory parts, on the fact stream or (fact_sequences=0) SFT conversations."
     cfg = train_config or TrainConfig(out_dir="out/train_memory")
     if not cfg.init_from: raise ValueError("train_memory needs init_from=<MemoryLM checkpoint dir or local Hugging Face model dir>")
@@ -613,7 +680,7 @@ def train_memory(model_config: ExplicitLMConfig | None = None, train_config: Tra
     freeze_all_but_memory(model, freeze_keys=cfg.freeze_keys)
     print("freezing the backbone: only the memory parts train" + (" (trained product keys frozen)" if cfg.freeze_keys else ""))
     parameter_report(model)
-    max_len = getattr(getattr(model, "config", None), "max_seq_len", 512)
+    max_len = model.config.max_seq_len             # both lines (ExplicitLM: the backbone's length)
     if cfg.fact_sequences:
         texts = PretrainDataset(_bundled(cfg.data_path, "pretrain.jsonl"), tok, max_len).texts
         train_data = fact_stream(cfg, tok, model.memory_bank, texts, True, max_len)
@@ -622,7 +689,7 @@ def train_memory(model_config: ExplicitLMConfig | None = None, train_config: Tra
         data = SFTDataset(_bundled(cfg.sft_path, "omcq_train_sft.jsonl"), tok, max_len)
         train_ds, eval_ds = (data, SFTDataset(cfg.eval_path, tok, max_len)) if cfg.eval_path else split_eval(data, seed=cfg.seed)
         train_data = TextBatches(train_ds, cfg.batch_size, cfg.seed)
-    return fit(model, train_data, eval_ds, cfg, tok)
+    return fit(model, train_data, eval_ds, cfg, tok, extra_losses)
 
 # %% ../nbs/10_train.ipynb #c062
 def pretrain_qwen3(path: str | Path, tokenizer=None, steps: int = 1500, dim: int = 128, layers: int = 4, learning_rate: float = 2e-3,
@@ -652,7 +719,9 @@ def cli_help(prog: str, description: str, train_defaults: dict | None = None, mo
     "The `--help` text of a CLI: usage, what it does, then every training and model key with its type, default and meaning."
     from fastcore.docments import docments
     def rows(cls, obj):
-        docs = docments(cls)
+        docs = {}                                  # the comments of each field, where it is declared (MemoryConfig, ...)
+        for c in reversed(cls.__mro__):
+            if c.__module__.startswith("explicitlm"): docs.update({k: v for k, v in docments(c).items() if v})
         return [f"  {f.name:26s} {str(f.type).replace(' | None', '?'):10s} {getattr(obj, f.name)!r:>14s}  {docs.get(f.name) or ''}"
                 for f in own_fields(cls)]
     return "\n".join([f"usage: {prog} [key=value ...]", "", description, "",
