@@ -137,6 +137,11 @@ class MemoryConfig(PreTrainedConfig):
         "Keys per product-key half: sqrt(knowledge_num)."
         return math.isqrt(self.knowledge_num)
 
+    @classmethod
+    def from_config(cls, config: MemoryConfig, **changes) -> MemoryConfig:
+        "A `cls` holding the memory fields of `config` (any `MemoryConfig`, e.g. an `ExplicitLMConfig`), with `changes`."
+        return cls(**{**{f.name: getattr(config, f.name) for f in own_fields(MemoryConfig)}, **changes})
+
 @dataclass(repr=False)
 class ExplicitLMConfig(MemoryConfig):
     "`MemoryConfig` plus the small MiniMind-style backbone trained from scratch (the seeds' MiniMind line)."

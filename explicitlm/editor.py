@@ -13,6 +13,7 @@ from fastcore.basics import patch
 from .update import update_bank, BankUpdate
 from .widgets import new_figure, html_table, status_html, memory_bank_of
 from .explorer import retrieval_table
+from .eval import greedy_continuations
 
 # %% auto #0
 __all__ = ['bank_matches', 'page_count', 'bank_page', 'bank_page_figure', 'greedy_answer', 'prompt_entries', 'BankEditor']
@@ -63,12 +64,7 @@ def bank_page_figure(page: pd.DataFrame, title: str | None = None) -> Figure:
 def greedy_answer(model, tokenizer, prompt: str, max_new_tokens: int = 12) -> str:
     "The model's greedy (temperature 0) continuation of `prompt`, decoded, up to the first EOS."
     if not prompt or not prompt.strip(): raise ValueError(f"prompt must be a non-empty string, got {prompt!r}")
-    ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]], device=model.device)
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)   # both model lines
-    new = out[0, ids.shape[1]:].tolist()
-    if tokenizer.eos_token_id in new: new = new[:new.index(tokenizer.eos_token_id)]
-    return tokenizer.decode(new)
+    return greedy_continuations(model, tokenizer, [prompt], max_new_tokens, progress=False)[0]
 
 def prompt_entries(model, tokenizer, prompt: str) -> pd.DataFrame:
     "Retrieval rows (see `retrieval_table`) of the last token of `prompt`: what the first answer token is built on."

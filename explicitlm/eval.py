@@ -189,8 +189,8 @@ def continuation_samples(model, tokenizer, texts, n_prompt_tokens: int = 30, max
             prompt = torch.tensor([r["prompt_ids"] for r in rows[s:s + batch_size]], device=dev)
             with torch.random.fork_rng(devices=[]):       # a seeded sample without touching the caller's random state
                 if seed is not None: torch.manual_seed(seed + s)
-                out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=eos,
-                                     **sampling_kwargs(temperature, top_p, repetition_penalty))
+                out = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=max_new_tokens,
+                                     eos_token_id=eos, pad_token_id=eos, **sampling_kwargs(temperature, top_p, repetition_penalty))
             gens += [g[n_prompt_tokens:].tolist() for g in out.cpu()]
     lps = continuation_logprobs(model, [r["prompt_ids"] for r in rows], [r["true_ids"] for r in rows], batch_size,
                                 tokenizer.pad_token_id or 0, progress)

@@ -207,11 +207,6 @@ class FrozenBackboneConfig(MemoryConfig):
     @property
     def hidden_size(self) -> int: return self.backbone_config.hidden_size
 
-    @classmethod
-    def from_memory(cls, config: MemoryConfig, backbone_config: PreTrainedConfig, **changes) -> FrozenBackboneConfig:
-        "The memory fields of `config` (any `MemoryConfig`, e.g. an `ExplicitLMConfig`) over `backbone_config`."
-        return cls(**{**{f.name: getattr(config, f.name) for f in own_fields(MemoryConfig)}, **changes}, backbone_config=backbone_config)
-
 AutoConfig.register("explicitlm_frozen", FrozenBackboneConfig, exist_ok=True)
 
 def resolve_memory_layers(memory_layers, num_layers: int) -> list[int]:
@@ -333,7 +328,7 @@ def from_backbone(cls: ExplicitLM, path_or_model, config: MemoryConfig | None = 
         check_memory_fits(saved, backbone)
         if memory_layers is None: memory_layers = saved["memory_layers"]
     changes = {} if memory_layers is None else dict(memory_layers=list(memory_layers))
-    model = cls(FrozenBackboneConfig.from_memory(config, backbone.config, **changes), backbone, bank, memory_dtype)
+    model = cls(FrozenBackboneConfig.from_config(config, backbone_config=backbone.config, **changes), backbone, bank, memory_dtype)
     if memory_path is not None: model.load_memory(memory_path, load_bank=bank is None)
     return model.freeze(backbone=freeze_backbone, keys=freeze_keys)
 
@@ -425,7 +420,7 @@ def save_memory(self: ExplicitLM, directory: str | Path) -> Path:
     "Write the memory weights, config, metadata and bank to `directory` (the backbone is not saved)."
     d = Path(directory); d.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in self.memory_state_dict().items()}, str(d/MEMORY_WEIGHTS))
-    atomic_write_text(d/MEMORY_CONFIG, MemoryConfig(**{f.name: getattr(self.config, f.name) for f in own_fields(MemoryConfig)}).to_json_string())
+    atomic_write_text(d/MEMORY_CONFIG, MemoryConfig.from_config(self.config).to_json_string())
     meta = dict(hidden_size=self.hidden_size, num_layers=self.num_layers, memory_layers=self.memory_layers,
                 backbone=type(self.backbone).__name__, backbone_vocab_size=backbone_vocab_size(self.backbone))
     atomic_write_text(d/MEMORY_META, json.dumps(meta, indent=2))

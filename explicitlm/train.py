@@ -409,7 +409,6 @@ def train_step(model, optimizer, scheduler, batches, step: int, cfg: TrainConfig
     rank, world = (acc.process_index, acc.num_processes) if acc else (0, 1)
     dev = acc.device if acc else next(raw.parameters()).device
     if params is None: params = [p for p in model.parameters() if p.requires_grad]
-    if extra_losses is None: extra_losses = default_extra_losses(cfg)
     optimizer.zero_grad(set_to_none=True)
     parts, tokens = [], 0
     for j in range(cfg.accumulation_steps):
@@ -526,7 +525,6 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None,
     "Train `model` on `train_data` (a `TextBatches` or a `FactStream`) per `cfg`, with `extra_losses` (None: from `cfg`)."
     torch.manual_seed(cfg.seed); random.seed(cfg.seed)
     out_dir = Path(cfg.out_dir)
-    extra_losses = default_extra_losses(cfg) if extra_losses is None else list(extra_losses)
     # each process keeps its own bank: a fact batch writes its counterfactual entries into it for one step, so DDP must
     # not overwrite the buffers with rank 0's at every forward (every other write is the same on all processes)
     acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=cfg.trackers or None, project_dir=out_dir / "trackers",
