@@ -13,7 +13,7 @@ from .bank import MemoryBank
 from .corpus import PREDICATES, TWO_HOP, UNKNOWN, cloze_prompt, invented_word, make_fact
 
 # %% auto #0
-__all__ = ['statement_templates', 'entry_text', 'FactBatch', 'FactStream']
+__all__ = ['statement_templates', 'entry_text', 'FactBatch', 'token_ids', 'FactStream']
 
 # %% ../nbs/06a_counterfactual.ipynb #c006
 def statement_templates(predicate: str) -> list[str]:
@@ -40,7 +40,14 @@ class FactBatch:
     @property
     def n_tokens(self) -> int: return int(self.attention_mask.sum())
 
-# %% ../nbs/06a_counterfactual.ipynb #c010
+# %% ../nbs/06a_counterfactual.ipynb #c011
+def token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    "Token ids (no special tokens) of each of `texts`, through a fast tokenizer's backend when it has one."
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None: return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
+    return [e.ids for e in backend.encode_batch(list(texts), add_special_tokens=False)]
+
+# %% ../nbs/06a_counterfactual.ipynb #c013
 class FactStream:
     "Seeded counterfactual fact batches over `facts` whose sentences are in `bank`, mixed with ordinary `texts`."
     def __init__(self, facts: Sequence[dict], tokenizer, bank: MemoryBank, texts: Sequence[str] = (), n_facts: int = 24,
@@ -69,28 +76,33 @@ class FactStream:
         self.by_subject, self.subjects = by_subject, sorted(by_subject)
         if n_facts and not self.subjects: raise ValueError(f"no facts of the splits {splits} are in the bank")
         self.chains = {n: h for n, h in TWO_HOP.items() if h["first"] in self.values and h["second"] in self.values}
-        self.text_ids = [self.encode(t) + [tokenizer.eos_token_id] for t in texts]
-        if n_texts and not self.text_ids: raise ValueError(f"n_texts={n_texts} but no texts were given")
+        self.first_hops = {h["first"]: [f for f in self.facts if f["predicate"] == h["first"] and f["subject"] in by_subject]
+                           for h in self.chains.values()}    # the facts a two-hop statement can start from
         self._cache = {}
+        self.text_ids = [self.encode(t, cache=False) + [tokenizer.eos_token_id] for t in texts]
+        if n_texts and not self.text_ids: raise ValueError(f"n_texts={n_texts} but no texts were given")
 
-    def encode(self, text: str) -> list[int]:
-        "Token ids of `text` (no special tokens), cached."
-        if not hasattr(self, "_cache"): return self.tokenizer.encode(text, add_special_tokens=False)
-        if text not in self._cache: self._cache[text] = self.tokenizer.encode(text, add_special_tokens=False)
-        return self._cache[text]
+    def encode(self, text: str, cache: bool = True) -> list[int]:
+        "Token ids of `text` (no special tokens); with `cache`, kept for the next batch (at most 100,000 texts)."
+        ids = self._cache.get(text) if cache else None
+        if ids is None:
+            ids = token_ids(self.tokenizer, [text])[0]
+            if cache:
+                if len(self._cache) >= 100_000: self._cache.clear()      # invented subjects would grow it without end
+                self._cache[text] = ids
+        return ids
 
-    def entry_tokens(self, text: str) -> torch.Tensor:
-        "The bank row for `text` (truncated and padded to `knowledge_length`)."
-        ids = self.encode(text)[:self.bank.knowledge_length]
-        row = torch.full((self.bank.knowledge_length,), self.bank.pad_token_id, dtype=torch.long)
-        row[:len(ids)] = torch.tensor(ids, dtype=torch.long)
-        return row
+    def entry_rows(self, texts: list[str]) -> torch.Tensor:
+        "Bank rows `[len(texts), knowledge_length]` of `texts`, truncated and padded (the text \"\" gives an empty row)."
+        L, pad = self.bank.knowledge_length, self.bank.pad_token_id
+        rows = [ids[:L] + [pad] * (L - len(ids[:L])) for ids in token_ids(self.tokenizer, texts)]
+        return torch.tensor(rows, dtype=torch.long).reshape(len(texts), L)
 
     def __repr__(self):
         return (f"FactStream({len(self.facts)} facts of {len(self.subjects)} subjects, {len(self.text_ids)} texts, "
                 f"n_facts={self.n_facts}, n_texts={self.n_texts}, {self.p})")
 
-# %% ../nbs/06a_counterfactual.ipynb #c012
+# %% ../nbs/06a_counterfactual.ipynb #c015
 def _statement(stream: FactStream, template: str, subject: str, obj: str, first: bool) -> tuple[list[int], list[int], list[int]]:
     "(prompt ids, object ids, rest ids) of `template` stated for `subject` and `obj`."
     prompt = cloze_prompt(template, subject)
@@ -117,12 +129,12 @@ def _fact_sequence(stream: FactStream, rng: random.Random, row: int, writes: dic
         if any(f["entry"] in writes for f in facts): return [], []
         for f in facts:
             if rng.random() < p["counterfactual"]: f["object"] = rng.choice(stream.values[f["predicate"]])
-    for f in facts: writes[f["entry"]] = stream.entry_tokens(entry_text(f, f["object"]))
+    for f in facts: writes[f["entry"]] = entry_text(f, f["object"])
     ids, sup = [], []
     for j, f in enumerate(rng.sample(facts, rng.randint(1, min(stream.max_facts, len(facts))))):
         templates = statement_templates(f["predicate"]) if f["predicate"] in PREDICATES else [f["prompt"] + " {o}."]
         deleted = rng.random() < p["delete"]
-        if deleted: writes[f["entry"]] = torch.full_like(writes[f["entry"]], stream.bank.pad_token_id)
+        if deleted: writes[f["entry"]] = ""                 # an empty row
         prompt, obj, rest = _statement(stream, rng.choice(templates), f["subject"], UNKNOWN if deleted else f["object"], j == 0)
         entry = -1 if deleted else f["entry"]
         sup += [(row, len(ids) + len(prompt) - 1 + k, entry, entry) for k in range(len(obj))]
@@ -132,7 +144,7 @@ def _fact_sequence(stream: FactStream, rng: random.Random, row: int, writes: dic
 def _two_hop_sequence(stream: FactStream, rng: random.Random, row: int, writes: dict) -> tuple[list[int], list]:
     "A two-hop statement with both hops re-drawn (as `counterfactual` says); updates `writes`."
     chain = stream.chains[rng.choice(sorted(stream.chains))]
-    firsts = [f for f in stream.facts if f["predicate"] == chain["first"] and f["subject"] in stream.by_subject]
+    firsts = stream.first_hops[chain["first"]]
     if not firsts: return [], []
     f1 = rng.choice(firsts)
     mid = rng.choice(stream.values[chain["first"]]) if rng.random() < stream.p["counterfactual"] else f1["object"]
@@ -140,8 +152,8 @@ def _two_hop_sequence(stream: FactStream, rng: random.Random, row: int, writes: 
     if e2 is None or f1["entry"] in writes or e2 in writes: return [], []
     obj = stream.fact_at[e2]["object"]
     if rng.random() < stream.p["counterfactual"]: obj = rng.choice(stream.values[chain["second"]])
-    writes[f1["entry"]] = stream.entry_tokens(entry_text(f1, mid))
-    writes[e2] = stream.entry_tokens(entry_text(dict(subject=mid, predicate=chain["second"], prompt=""), obj))
+    writes[f1["entry"]] = entry_text(f1, mid)
+    writes[e2] = entry_text(dict(subject=mid, predicate=chain["second"], prompt=""), obj)
     prompt, o, rest = _statement(stream, chain["template"], f1["subject"], obj, True)
     return prompt + o + rest, [(row, len(prompt) - 1 + k, f1["entry"], e2) for k in range(len(o))]
 
@@ -162,7 +174,7 @@ def batch(self: FactStream, step: int) -> FactBatch:
         if not ids: continue
         sequences.append(ids[:self.max_len - 1] + [self.tokenizer.eos_token_id]); sup += [r for r in s if r[1] < self.max_len - 1]
     for _ in range(self.distractors):                      # new subjects that are in the bank but never stated
-        for f in _new_subject(self, rng, free): writes[f["entry"]] = self.entry_tokens(entry_text(f, f["object"]))
+        for f in _new_subject(self, rng, free): writes[f["entry"]] = entry_text(f, f["object"])
     for t in rng.sample(range(len(self.text_ids)), min(self.n_texts, len(self.text_ids))):
         sequences.append(self.text_ids[t][:self.max_len])
     L = max(map(len, sequences))
@@ -170,6 +182,6 @@ def batch(self: FactStream, step: int) -> FactBatch:
     mask = torch.zeros_like(ids)
     for r, s in enumerate(sequences): ids[r, :len(s)], mask[r, :len(s)] = torch.tensor(s), 1
     idx = torch.tensor(sorted(writes), dtype=torch.long)
-    rows = torch.stack([writes[i] for i in idx.tolist()]) if len(idx) else torch.zeros(0, self.bank.knowledge_length, dtype=torch.long)
+    rows = self.entry_rows([writes[i] for i in idx.tolist()])      # the texts written, tokenized in one call
     return FactBatch(ids, mask, ids.masked_fill(mask == 0, -100), idx, rows,
                      torch.tensor(sup, dtype=torch.long).reshape(-1, 4))
