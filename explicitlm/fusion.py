@@ -16,8 +16,8 @@ from .gate import ProductKeyGate, GateOutput
 
 # %% auto #0
 __all__ = ['MEMORY_COMPONENTS', 'RMSNorm', 'FusionOutput', 'GatedMemoryFusion', 'ReadOutput', 'SlotReader', 'CopyHead',
-           'copy_log_probs', 'copy_nll', 'RetrievalTrace', 'MemoryLMOutput', 'MemoryLayer', 'is_memory_parameter',
-           'freeze_all_but_memory', 'parameter_report']
+           'copy_log_probs', 'copy_nll', 'RetrievalTrace', 'MemoryLMOutput', 'scatter_positions', 'unpack_trace',
+           'MemoryLayer', 'is_memory_parameter', 'freeze_all_but_memory', 'parameter_report']
 
 # %% ../nbs/03_fusion.ipynb #c023
 class RMSNorm(nn.Module):
@@ -189,6 +189,19 @@ class MemoryLMOutput(CausalLMOutputWithPast):
     "`CausalLMOutputWithPast` plus per-layer retrieval traces (None for layers without memory); both model lines return it."
     retrieval: list[RetrievalTrace | None] | None = None
 
+def scatter_positions(packed: torch.Tensor, real: torch.Tensor, fill: float | torch.Tensor) -> torch.Tensor:
+    "`packed` `[1, P, ...]` (one row per true position of `real` `[B, S]`) spread to `[B, S, ...]`; `fill` (a value or a full tensor) elsewhere."
+    full = fill if torch.is_tensor(fill) else packed.new_full((*real.shape, *packed.shape[2:]), fill)
+    return full.index_put(real.nonzero(as_tuple=True), packed[0])
+
+def unpack_trace(trace: RetrievalTrace, real: torch.Tensor, query_inputs: torch.Tensor, pad_token_id: int) -> RetrievalTrace:
+    "A trace computed on the true positions of `real` `[B, S]` only (packed `[1, P, ...]`) as `[B, S, ...]`: padding read nothing."
+    u = lambda t, fill: None if t is None else scatter_positions(t, real, fill)
+    r = trace.read
+    read = None if r is None else ReadOutput(u(r.output, 0.0), u(r.copy_logits, -1e4), u(r.slot_tokens, pad_token_id))
+    return RetrievalTrace(u(trace.indices, -1), u(trace.scores, 0.0), u(trace.gate, 0.0), u(trace.similarity, -1.0),
+                          u(trace.candidates, -1), u(trace.probs, 0.0), u(trace.queries, 0.0), read, query_inputs)
+
 class MemoryLayer(nn.Module):
     "`memory_norm` → `memory_gate` (product keys) → `memory_reader` (slots) → `gated_memory_fusion`."
     def __init__(self, config: MemoryConfig, hidden_size: int, eps: float = 1e-6):
@@ -205,7 +218,19 @@ class MemoryLayer(nn.Module):
                 attention_mask: torch.Tensor | None = None, forced: torch.Tensor | None = None) -> tuple[torch.Tensor, RetrievalTrace]:
         "`residual + gate · fusion(q, read)` with `q = norm(residual or h_attn)`, and the retrieval trace; `forced` see `ProductKeyGate`."
         q = self.memory_norm(residual if self.query_source == "residual" else h_attn)
-        return self.fuse(q, self.memory_gate(q, bank, embed, attention_mask, forced), residual, bank, embed)
+        if attention_mask is None or self.memory_gate.config.query_mode != "token" or bool(attention_mask.all()):
+            return self.fuse(q, self.memory_gate(q, bank, embed, attention_mask, forced), residual, bank, embed)
+        # token queries are independent of each other: only the real positions query, read and fuse (a fact batch is
+        # ~40% padding); padding positions pass the residual through and their trace says "nothing read"
+        real = attention_mask.bool()
+        if forced is not None and len(forced):
+            at = torch.cumsum(real.flatten(), 0).view(real.shape) - 1               # packed position of each real one
+            r, t, e = forced.to(real.device).unbind(-1)
+            forced = torch.stack([torch.zeros_like(r), at[r, t], e], -1)[real[r, t]]
+        qp = q[real][None]
+        out, trace = self.fuse(qp, self.memory_gate(qp, bank, embed, None, forced), residual[real][None], bank, embed)
+        pad = self.memory_gate.config.pad_token_id
+        return scatter_positions(out, real, residual), unpack_trace(trace, real, q.detach(), pad)
 
     def fuse(self, q: torch.Tensor, got: GateOutput, residual: torch.Tensor, bank: MemoryBank,
              embed: nn.Module) -> tuple[torch.Tensor, RetrievalTrace]:

@@ -272,32 +272,36 @@ def forward(self: ProductKeyGate, x: torch.Tensor, bank: MemoryBank, embed: nn.M
     self.sync(bank, embed)
     B, S = x.shape[:2]
     q, s1, cand = self.candidates(x, attention_mask)                            # [B, S', I]
-    missing = cand < 0                                                           # the index files no empty entry ...
-    if c.key_layout == "learned": missing = missing | ~(bank.tokens[cand.clamp(min=0)] != c.pad_token_id).any(-1)   # ... cells do
-    keys = self.candidate_keys(cand, bank, embed)                                # [B, S', I, kd]
-    s1, cand, missing, keys = (t.expand(B, S, *t.shape[2:]) for t in (s1, cand, missing, keys))   # S'=1 → S
-    logits = self.score_candidates(q, keys)
-    if c.key_layout == "learned": logits = logits + (s1 - s1.detach())           # the trained keys learn from stage 2
-    logits = logits.masked_fill(missing, -1e4)
-    top, keep = logits.topk(min(c.num_candidates, logits.shape[-1]), dim=-1)    # [B, S, C]
-    cand, s1, missing = cand.gather(-1, keep), s1.gather(-1, keep), missing.gather(-1, keep)
-    none = missing
-    keys = keys.gather(2, keep.unsqueeze(-1).expand(*keep.shape, keys.shape[-1]))
-    pos, weights, probs = select_candidates(top, c.num_selected, c.gumbel_temperature, gumbel=self.training and c.use_gumbel)
-    none = none.gather(-1, pos)
-    if self.null_logit() is not None: none = none | (top.gather(-1, pos) < self.null_logit()).detach()   # nothing relevant
-    indices = torch.where(none, torch.full_like(pos, -1), cand.gather(-1, pos))
-    sel_keys = keys.gather(2, pos.unsqueeze(-1).expand(*pos.shape, keys.shape[-1]))
-    if forced is not None and len(forced):
-        r, t, e = forced.to(x.device).unbind(-1)
-        indices, sel_keys, weights = indices.clone(), sel_keys.clone(), weights.clone()
-        indices[r, t, 0], weights[r, t, 0] = e, 1.0                          # e = -1: force "nothing"
-        sel_keys[r, t, 0] = self.candidate_keys(e, bank, embed).to(sel_keys.dtype)
-    sel_keys = sel_keys.masked_fill((indices < 0).unsqueeze(-1), 0.0)
-    sim = F.cosine_similarity(q.unsqueeze(2), sel_keys, dim=-1).masked_fill(indices < 0, -1.0).amax(-1)
-    return GateOutput(indices=indices, weights=weights, scores=top.gather(-1, pos), similarity=sim,
-                      memory=self.dropout(sel_keys * weights.unsqueeze(-1)), candidates=torch.where(missing, -1, cand),
-                      candidate_scores=s1, probs=probs, queries=q)
+    # only the seeds' designs (pooled reader, trained sub-keys) differentiate the selection; the slot reader reads tokens
+    # and the query learns from the retrieval loss (through `queries`), so there stage 2 runs without autograd and keeps
+    # no [B, S, I, knowledge_dim] candidate keys for the backward pass
+    with torch.set_grad_enabled(torch.is_grad_enabled() and self.keys_learn_from_selection):
+        missing = cand < 0                                                           # the index files no empty entry ...
+        if c.key_layout == "learned": missing = missing | ~(bank.tokens[cand.clamp(min=0)] != c.pad_token_id).any(-1)   # ... cells do
+        keys = self.candidate_keys(cand, bank, embed)                                # [B, S', I, kd]
+        s1, cand, missing, keys = (t.expand(B, S, *t.shape[2:]) for t in (s1, cand, missing, keys))   # S'=1 → S
+        logits = self.score_candidates(q, keys)
+        if c.key_layout == "learned": logits = logits + (s1 - s1.detach())           # the trained keys learn from stage 2
+        logits = logits.masked_fill(missing, -1e4)
+        top, keep = logits.topk(min(c.num_candidates, logits.shape[-1]), dim=-1)    # [B, S, C]
+        cand, s1, missing = cand.gather(-1, keep), s1.gather(-1, keep), missing.gather(-1, keep)
+        none = missing
+        keys = keys.gather(2, keep.unsqueeze(-1).expand(*keep.shape, keys.shape[-1]))
+        pos, weights, probs = select_candidates(top, c.num_selected, c.gumbel_temperature, gumbel=self.training and c.use_gumbel)
+        none = none.gather(-1, pos)
+        if self.null_logit() is not None: none = none | (top.gather(-1, pos) < self.null_logit()).detach()   # nothing relevant
+        indices = torch.where(none, torch.full_like(pos, -1), cand.gather(-1, pos))
+        sel_keys = keys.gather(2, pos.unsqueeze(-1).expand(*pos.shape, keys.shape[-1]))
+        if forced is not None and len(forced):
+            r, t, e = forced.to(x.device).unbind(-1)
+            indices, sel_keys, weights = indices.clone(), sel_keys.clone(), weights.clone()
+            indices[r, t, 0], weights[r, t, 0] = e, 1.0                          # e = -1: force "nothing"
+            sel_keys[r, t, 0] = self.candidate_keys(e, bank, embed).to(sel_keys.dtype)
+        sel_keys = sel_keys.masked_fill((indices < 0).unsqueeze(-1), 0.0)
+        sim = F.cosine_similarity(q.unsqueeze(2), sel_keys, dim=-1).masked_fill(indices < 0, -1.0).amax(-1)
+        memory = self.dropout(sel_keys * weights.unsqueeze(-1))
+    return GateOutput(indices=indices, weights=weights, scores=top.gather(-1, pos), similarity=sim, memory=memory,
+                      candidates=torch.where(missing, -1, cand), candidate_scores=s1, probs=probs, queries=q)
 
 @patch
 def retrieval_logits(self: ProductKeyGate, queries: torch.Tensor, entries: torch.Tensor, bank: MemoryBank,
