@@ -18,7 +18,7 @@ from .files import load_torch, save_torch
 
 # %% auto #0
 __all__ = ['read_knowledge_texts', 'token_dtype', 'MemoryBank', 'tokenizer_fingerprint', 'bank_cache_key', 'build_bank',
-           'check_bank', 'EntryEncoder']
+           'check_bank', 'lookup_table', 'weighted_embedding_sum', 'EntryEncoder']
 
 # %% ../nbs/01_bank.ipynb #c008
 def _item_text(item, i: int, source) -> str:
@@ -413,6 +413,20 @@ def check_bank(bank: MemoryBank, config: MemoryConfig, vocab_size: int) -> Memor
                          "another tokenizer's vocabulary")
     return bank
 
+# %% ../nbs/01_bank.ipynb #c066
+def lookup_table(embed: nn.Module) -> torch.Tensor | None:
+    "The table of a plain lookup `embed` (an `nn.Embedding` with the stock forward, or a module exposing `lookup_table`), else None."
+    if type(embed).forward is nn.Embedding.forward and embed.max_norm is None and not embed.sparse: return embed.weight
+    return getattr(embed, "lookup_table", None)
+
+def weighted_embedding_sum(ids: torch.Tensor, weights: torch.Tensor, embed: nn.Module, detach: bool = False) -> torch.Tensor:
+    "`Σ_t weights[:, t] · embed(ids[:, t])` `[n, hidden]` for `ids`, `weights` `[n, L]` (`detach`: no gradient to the embeddings)."
+    table = lookup_table(embed)
+    if table is not None and table.dtype == weights.dtype:
+        return F.embedding_bag(ids, table.detach() if detach else table, per_sample_weights=weights, mode="sum")
+    e = embed(ids)
+    return torch.bmm(weights.unsqueeze(1).to(e.dtype), e.detach() if detach else e).squeeze(1)
+
 # %% ../nbs/01_bank.ipynb #c041
 class EntryEncoder(nn.Module):
     "Pool an entry's token embeddings (mean, or learned attention over token + slot position) and project to `knowledge_dim`."
@@ -427,18 +441,22 @@ class EntryEncoder(nn.Module):
         self.proj = nn.Linear(hidden_size, knowledge_dim, bias=False)
 
     def forward(self, tokens: torch.Tensor, embed: nn.Module) -> torch.Tensor:
-        "`tokens` `[..., knowledge_length]` → `[..., knowledge_dim]`, embedding unique entries once through `embed`."
-        flat = tokens.reshape(-1, tokens.shape[-1])
-        uniq, inverse = torch.unique(flat, dim=0, return_inverse=True)
-        e = embed(uniq.long())                    # (the bank stores ids in a narrow dtype)
-        if not self.embedding_grad: e = e.detach()
-        if e.shape[-1] != self.hidden_size:
-            raise ValueError(f"token embeddings have size {e.shape[-1]}, EntryEncoder expects hidden_size={self.hidden_size}")
-        mask = (uniq != self.pad_token_id).unsqueeze(-1)
-        if self.attn is None: w = mask.to(e.dtype) / mask.sum(1, keepdim=True).clamp(min=1)
+        "`tokens` `[..., knowledge_length]` → `[..., knowledge_dim]`, token embeddings through `embed`."
+        rows = tokens.reshape(-1, tokens.shape[-1]).long()        # (the bank stores ids in a narrow dtype)
+        mask, L, dtype = rows != self.pad_token_id, rows.shape[1], self.proj.weight.dtype
+        if self.attn is None: w = mask.to(dtype) / mask.sum(1, keepdim=True).clamp(min=1)
         else:
-            e = e + self.pos[:e.shape[1]].to(e.dtype)
-            w = torch.softmax(self.attn(e).masked_fill(~mask, -1e4), dim=1) * mask   # empty entry → zero vector
-        pooled = (w * e).sum(1)
-        # index_select, not [inverse]: its backward is deterministic on CPU (advanced indexing accumulates in any order)
-        return self.proj(pooled).index_select(0, inverse.flatten()).reshape(*tokens.shape[:-1], -1)
+            # the logit of (token, slot) is attn(embedding) + attn(position): each distinct token is embedded once
+            distinct, at = torch.unique(rows, return_inverse=True)
+            e = embed(distinct)
+            if not self.embedding_grad: e = e.detach()
+            if e.shape[-1] != self.hidden_size:
+                raise ValueError(f"token embeddings have size {e.shape[-1]}, EntryEncoder expects hidden_size={self.hidden_size}")
+            # (index_select, not [at]: its backward is deterministic on CPU; advanced indexing accumulates in any order)
+            logits = self.attn(e.to(dtype)).squeeze(-1).index_select(0, at.flatten()).view_as(at) + self.attn(self.pos[:L]).squeeze(-1)
+            w = torch.softmax(logits.masked_fill(~mask, -1e4), dim=1) * mask     # empty entry → zero vector
+        pooled = weighted_embedding_sum(rows, w, embed, detach=not self.embedding_grad)
+        if pooled.shape[-1] != self.hidden_size:
+            raise ValueError(f"token embeddings have size {pooled.shape[-1]}, EntryEncoder expects hidden_size={self.hidden_size}")
+        if self.attn is not None: pooled = pooled + w @ self.pos[:L]
+        return self.proj(pooled.to(dtype)).reshape(*tokens.shape[:-1], -1)

@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, AutoConfig, PreTrainedModel, PreT
 from safetensors.torch import save_file, load_file
 from fastcore.basics import patch
 from .config import MemoryConfig, own_fields
-from .bank import MemoryBank, check_bank
+from .bank import MemoryBank, check_bank, lookup_table
 from .files import atomic_write_text
 from .fusion import MemoryLayer, MemoryLMOutput, RetrievalTrace, CopyHead, copy_log_probs, freeze_all_but_memory, parameter_report
 from .gate import GateOutput
@@ -67,6 +67,11 @@ class CastEmbedding(nn.Module):
         self.dtype = dtype
     @property
     def weight(self) -> torch.Tensor: return self.embedding.weight
+    @property
+    def lookup_table(self) -> torch.Tensor | None:
+        "The backbone's table when it is a plain lookup already in the memory's dtype (entries then pool straight from it)."
+        table = lookup_table(self.embedding)
+        return table if table is not None and table.dtype == self.dtype else None
     def forward(self, ids: torch.Tensor) -> torch.Tensor: return self.embedding(ids).to(self.dtype)
 
 class MemoryContext:

@@ -156,10 +156,13 @@ def _mixture(log_mix: torch.Tensor, reads: list[ReadOutput], pad_token_id: int):
 def copy_log_probs(lm_logits: torch.Tensor, log_mix: torch.Tensor, reads: list[ReadOutput], pad_token_id: int) -> torch.Tensor:
     "`log p` `[B, S, V]` of the mixture of the LM's distribution and the copy distributions."
     lm_weight, parts = _mixture(log_mix, reads, pad_token_id)
-    mass = torch.zeros_like(lm_logits, dtype=torch.float)
-    for w, a, tokens in parts: mass = mass.scatter_add(-1, tokens, w.unsqueeze(-1) * a)
     lm = lm_weight.clamp_min(1e-30).log().unsqueeze(-1) + torch.log_softmax(lm_logits.float(), -1)
-    return torch.logaddexp(lm, mass.clamp_min(1e-30).log())
+    if not parts: return lm
+    # the copy mass sits on the few tokens read (M slots per position): mix there, not over the whole vocabulary
+    tokens = torch.cat([t for _, _, t in parts], -1)                                      # [B, S, M]
+    share = torch.cat([w.unsqueeze(-1) * a for w, a, _ in parts], -1)                       # each slot's copy mass
+    mass = ((tokens.unsqueeze(-1) == tokens.unsqueeze(-2)).to(share.dtype) @ share.unsqueeze(-1)).squeeze(-1)  # per token
+    return lm.scatter(-1, tokens, torch.logaddexp(lm.gather(-1, tokens), mass.clamp_min(1e-30).log()))
 
 def copy_nll(lm_logits: torch.Tensor, log_mix: torch.Tensor, reads: list[ReadOutput], pad_token_id: int,
              targets: torch.Tensor) -> torch.Tensor:
