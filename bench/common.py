@@ -48,15 +48,18 @@ def n_params(model: torch.nn.Module) -> int:
 
 
 def equal_size_configs(tok, **overrides):
-    "(memory config, baseline config): the same backbone, the memory model's `fusion_dim` chosen to match the baseline's size."
-    base = cpu_demo_config(tok)
+    """(memory config, baseline config): the same backbone (`overrides` apply to both), the memory model's `fusion_dim`
+    (a multiple of 8) chosen to match the baseline's size."""
+    base = cpu_demo_config(tok, **overrides)
     target = n_params(BaselineLM(base))
-    best = None
-    for fd in range(8, 8 * base.dim + 1, 8):
-        n = n_params(MemoryLM(cpu_demo_config(tok, **{**overrides, "fusion_dim": fd})))
-        if best is None or abs(n - target) < abs(best[1] - target): best = (fd, n)
-        if n > target: break
-    return cpu_demo_config(tok, **{**overrides, "fusion_dim": best[0]}), base
+    size = lambda fd: n_params(MemoryLM(cpu_demo_config(tok, **{**overrides, "fusion_dim": fd})))
+    lo, hi = 1, 8 * base.dim                        # bisect (size grows with fusion_dim) for the first size >= target
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if size(8 * mid) < target: lo = mid + 1
+        else: hi = mid
+    fd = min([8 * m for m in (lo - 1, lo) if m >= 1], key=lambda fd: abs(size(fd) - target))
+    return cpu_demo_config(tok, **{**overrides, "fusion_dim": fd}), base
 
 
 def _subset_lines(src: Path, keep, name: str) -> Path:

@@ -25,9 +25,9 @@ from explicitlm.minimind import BaselineLM, MemoryLM
 from explicitlm.train import TrainConfig, bank_overlay, fact_stream, step_loss
 
 
-def setup(kind, tok):
-    "(model, fact stream, train config, optimizer) of the reference recipe for `kind` ('memory' or 'baseline')."
-    mem_cfg, base_cfg = equal_size_configs(tok)
+def setup(kind, tok, **overrides):
+    "(model, fact stream, train config, optimizer) of the reference recipe for `kind` ('memory' or 'baseline'); `overrides` change the backbone."
+    mem_cfg, base_cfg = equal_size_configs(tok, **overrides)
     cfg = TrainConfig(**{k: v for k, v in RECIPE.items() if k in TrainConfig.__dataclass_fields__})
     bank = build_bank(DATA / "sentence_trex.json", tok, mem_cfg.knowledge_num, mem_cfg.knowledge_length, cache_dir=None, verbose=False)
     bank.tokenizer = tok
@@ -36,6 +36,42 @@ def setup(kind, tok):
     if kind == "memory": bank = model.set_bank(bank).memory_bank; model.cluster_keys()
     texts = [json.loads(l)["text"] for l in (DATA / "pretrain.jsonl").read_text().splitlines() if l.strip()]
     return model, fact_stream(cfg, tok, bank, texts, kind == "memory", mem_cfg.max_seq_len), cfg, torch.optim.AdamW(model.parameters(), 1e-3)
+
+
+# the seeds' MiniMind backbone (dim 512, 8 layers) beside the bundled reference size: the memory layer's cost is mostly
+# per-op overhead at dim 128, so the ratio depends on the backbone's size
+BACKBONES = {"reference (dim 128, 4 layers)": {},
+             "seeds' size (dim 512, 8 layers)": dict(dim=512, n_layers=8, n_heads=8, memory_layers=[1, 3, 5, 7])}
+
+def backbone_scaling(rounds=3, steps_per_round=4, batch=8, new_tokens=32):
+    """Training and generation tokens/s, memory/baseline, per backbone size in `BACKBONES`, from freshly initialised models
+    (the generation's gate selects at every position: `null_threshold=-1`, the read path's full cost)."""
+    tok, rows = load_local_tokenizer(), []
+    texts = [json.loads(l)["text"] for l in (DATA / "pretrain_eval.jsonl").read_text().splitlines() if l.strip()]
+    prompt = torch.tensor([i[:24] for i in (tok.encode(t, add_special_tokens=False) for t in texts) if len(i) >= 24][:batch])
+    for name, over in BACKBONES.items():
+        runs = {kind: setup(kind, tok, **over) for kind in ("memory", "baseline")}
+        for r in runs.values(): train_steps(*r, range(2))                   # warm-up
+        t = {k: [0.0, 0, 0.0, 0] for k in runs}
+        for r in range(rounds):
+            for k in (("memory", "baseline") if r % 2 == 0 else ("baseline", "memory")):
+                s, n = train_steps(*runs[k], range(10 + r * steps_per_round, 10 + (r + 1) * steps_per_round))
+                t[k][0] += s; t[k][1] += n
+                m = runs[k][0].eval()
+                if hasattr(m, "memory_modules"):
+                    for layer in m.memory_modules().values(): layer.memory_gate.null_threshold.data.fill_(-1.0)
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    out = m.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens, do_sample=False,
+                                     use_cache=True, eos_token_id=None, pad_token_id=0)
+                t[k][2] += time.perf_counter() - t0; t[k][3] += (out.shape[1] - prompt.shape[1]) * len(prompt)
+                m.train()
+        tps = {k: (v[1] / v[0], v[3] / v[2]) for k, v in t.items()}
+        rows.append(dict(backbone=name, params_memory=n_params(runs["memory"][0]), params_baseline=n_params(runs["baseline"][0]),
+                         train_ratio=tps["memory"][0] / tps["baseline"][0], generate_ratio=tps["memory"][1] / tps["baseline"][1],
+                         train_tokens_per_s_memory=tps["memory"][0], train_tokens_per_s_baseline=tps["baseline"][0]))
+        print(rows[-1], flush=True)
+    return pd.DataFrame(rows)
 
 
 def train_steps(model, stream, cfg, opt, steps):
@@ -237,6 +273,7 @@ def main(argv=None):
 def training_table():
     tp, mem_cfg = throughput()
     parts = step_breakdown()
+    sizes = backbone_scaling()
     write_result("cost_training", "Cost: training throughput, memory and parameters (equal size)", tp,
                  ["tokens_per_s measured by interleaving 6 rounds x 10 steps of each model in one process: the reference recipe's "
                   "step (fact batch, bank overlay, teacher forcing, retrieval loss for the memory model; the same statements, "
@@ -247,9 +284,13 @@ def training_table():
                   "CPU, float32, batches of 24 fact statements + 8 bundled biographies.",
                   "Where the time goes: ms per step, mean of 20 steps after 5 warm-up steps, each model alone, same recipe "
                   "(forward includes the bank overlay's writes and the retrieval loss; indented rows are parts of the row above "
-                  "them)."],
+                  "them).",
+                  "By backbone size: the same recipe and equal-size pairs (fusion_dim matched) at the bundled reference size and "
+                  "at the seeds' MiniMind size, freshly initialised, 3 interleaved rounds of 4 steps; generation 8 prompts x 32 "
+                  "new tokens with the gate selecting at every position (null_threshold=-1)."],
                  dict(fusion_dim=mem_cfg.fusion_dim, dim=mem_cfg.dim, n_layers=mem_cfg.n_layers, knowledge_num=mem_cfg.knowledge_num),
-                 extra=[("Where a training step's time goes (ms per step)", parts)])
+                 extra=[("Where a training step's time goes (ms per step)", parts),
+                        ("Memory/baseline by backbone size (the memory layer's overhead is mostly per operation)", sizes)])
 
 
 def retrieval_table(sizes, t0):

@@ -95,12 +95,11 @@ class SlotReader(nn.Module):
         self.null_key = nn.Parameter(torch.zeros(d))
         self.null_similarity = nn.Parameter(torch.zeros(2))   # null logit += a * similarity + b
 
-    def slots(self, tokens: torch.Tensor, embed: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-        "Keys and values `[n, L, d]` of the slots of entries `tokens` `[n, L]`."
+    def slot_states(self, tokens: torch.Tensor, embed: nn.Module) -> torch.Tensor:
+        "Slot states `[n, L, d]` of entries `tokens` `[n, L]`: token + slot position + the previous token, normalised."
         e = embed(tokens).to(self.slot_pos.dtype)
         prev = F.pad(e, (0, 0, 1, 0))[:, :-1]                         # the previous slot's token embedding
-        s = self.slot_norm(e + self.slot_pos[:e.shape[1]] + self.prev_proj(prev))
-        return self.k_proj(s), self.v_proj(s)
+        return self.slot_norm(e + self.slot_pos[:e.shape[1]] + self.prev_proj(prev))
 
     def forward(self, x: torch.Tensor, indices: torch.Tensor, bank: MemoryBank, embed: nn.Module,
                 similarity: torch.Tensor) -> ReadOutput:
@@ -116,17 +115,20 @@ class SlotReader(nn.Module):
         idx = indices[where]                                                   # [P, k]
         uniq, inverse = torch.unique(idx, return_inverse=True)
         tokens = bank.tokens[uniq.clamp(min=0)].long().masked_fill((uniq < 0).unsqueeze(-1), self.pad_token_id)
-        ku, vu = self.slots(tokens, embed)                                     # [U, L, d]
         flat = inverse.flatten()
-        keys = ku.index_select(0, flat).view(len(idx), -1, d)                 # [P, k·L, d]
-        values = vu.index_select(0, flat).view(len(idx), -1, d)
+        states = self.slot_states(tokens, embed).index_select(0, flat).view(len(idx), -1, d)   # [P, k·L, d]
         toks = tokens.index_select(0, flat).view(len(idx), -1)
         q = self.q_proj(x[where])
         scale = 1 / math.sqrt(d)
-        logits = torch.bmm(keys, q.unsqueeze(-1)).squeeze(-1).mul(scale).masked_fill(toks == self.pad_token_id, -1e4)
+        # keys and values are linear in the states (k = W_k s, v = W_v s): the query moves to the states' side
+        # (q·k = (q W_k)·s) and the attention-weighted states are projected once per position (Σ a v = W_v Σ a s), so no
+        # [P, k·L, d] keys and values are built or kept for the backward pass
+        logits = torch.bmm(states, (q @ self.k_proj.weight).unsqueeze(-1)).squeeze(-1).mul(scale)
+        logits = logits.masked_fill(toks == self.pad_token_id, -1e4)
         null = (q @ self.null_key) * scale + self.null_similarity[0] * similarity[where].detach().to(q.dtype) + self.null_similarity[1]
         attn = torch.softmax(torch.cat([null.unsqueeze(-1), logits], -1), -1)
-        out = out.index_put(where, self.o_proj(torch.bmm(attn[:, 1:].unsqueeze(1), values).squeeze(1)))
+        read = self.v_proj(torch.bmm(attn[:, 1:].unsqueeze(1), states).squeeze(1))
+        out = out.index_put(where, self.o_proj(read))
         return ReadOutput(out, copy_logits.index_put(where, logits), slot_tokens.index_put(where, toks))
 
 # %% ../nbs/03_fusion.ipynb #c031
