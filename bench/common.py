@@ -113,10 +113,20 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])] + ["| " + " | ".join(r) + " |" for r in rows[1:]])
 
 
+def code_version() -> str:
+    "The commit of the `explicitlm` package being measured (`+changes` when its checkout has uncommitted edits)."
+    import subprocess, explicitlm
+    where = Path(explicitlm.__file__).parent
+    git = lambda *a: subprocess.run(["git", "-C", str(where), *a], capture_output=True, text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit: return "explicitlm outside git"
+    return f"explicitlm {commit}{'+changes' if git('status', '--porcelain', '--', '.') else ''}"
+
+
 def machine() -> str:
-    "One line about where the numbers were measured."
+    "One line about where and on what the numbers were measured."
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} torch threads, python {platform.python_version()}")
+            f"{torch.get_num_threads()} torch threads, python {platform.python_version()}, {code_version()}")
 
 
 def write_result(name: str, title: str, table: pd.DataFrame, notes: list[str], settings: dict,

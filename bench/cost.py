@@ -191,6 +191,21 @@ def step_breakdown(steps=20, warmup=5):
     return pd.DataFrame([dict(part=r, memory_ms=cols["memory"].get(r), baseline_ms=cols["baseline"].get(r)) for r in rows])
 
 
+def top_ops(steps=10, n=12):
+    "torch.profiler's top `n` operators by self CPU time in `steps` training steps of each model (ms per step, calls per step)."
+    from torch.profiler import profile, ProfilerActivity
+    tok, cols = load_local_tokenizer(), []
+    for kind in ("memory", "baseline"):
+        model, stream, cfg, opt = setup(kind, tok)
+        train_steps(model, stream, cfg, opt, range(5))
+        with profile(activities=[ProfilerActivity.CPU]) as prof: train_steps(model, stream, cfg, opt, range(5, 5 + steps))
+        ev = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:n]
+        cols.append(pd.DataFrame({f"{kind} op": [e.key[:48] for e in ev],
+                                  f"{kind} ms": [e.self_cpu_time_total / 1e3 / steps for e in ev],
+                                  f"{kind} calls": [e.count / steps for e in ev]}))
+    return pd.concat(cols, axis=1)
+
+
 def timed(fn, repeat=5):
     fn()                                                                      # warm-up
     ts = []
@@ -263,18 +278,20 @@ def main(argv=None):
     ap.add_argument("--sizes", default="1024,16384,262144,1048576")
     ap.add_argument("--skip-retrieval", action="store_true", help="only the training-cost table")
     ap.add_argument("--skip-training", action="store_true", help="only the retrieval table")
+    ap.add_argument("--name", default="", help="suffix of the result files (e.g. to keep a run of an older checkout apart)")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     t0 = time.time()
-    if not a.skip_training: training_table()
-    if not a.skip_retrieval: retrieval_table(a.sizes, t0)
+    if not a.skip_training: training_table(a.name)
+    if not a.skip_retrieval: retrieval_table(a.sizes, t0, a.name)
 
 
-def training_table():
+def training_table(name=""):
     tp, mem_cfg = throughput()
     parts = step_breakdown()
     sizes = backbone_scaling()
-    write_result("cost_training", "Cost: training throughput, memory and parameters (equal size)", tp,
+    ops = top_ops()
+    write_result("cost_training" + name, "Cost: training throughput, memory and parameters (equal size)", tp,
                  ["tokens_per_s measured by interleaving 6 rounds x 10 steps of each model in one process: the reference recipe's "
                   "step (fact batch, bank overlay, teacher forcing, retrieval loss for the memory model; the same statements, "
                   "true objects, for the baseline).",
@@ -290,13 +307,14 @@ def training_table():
                   "new tokens with the gate selecting at every position (null_threshold=-1)."],
                  dict(fusion_dim=mem_cfg.fusion_dim, dim=mem_cfg.dim, n_layers=mem_cfg.n_layers, knowledge_num=mem_cfg.knowledge_num),
                  extra=[("Where a training step's time goes (ms per step)", parts),
-                        ("Memory/baseline by backbone size (the memory layer's overhead is mostly per operation)", sizes)])
+                        ("Memory/baseline by backbone size (the memory layer's overhead is mostly per operation)", sizes),
+                        ("Top operators by self CPU time per training step (torch.profiler, 10 steps)", ops)])
 
 
-def retrieval_table(sizes, t0):
+def retrieval_table(sizes, t0, name=""):
     sizes = [int(s) for s in sizes.split(",")]
     sc = pd.concat([retrieval_scaling(sizes, mode="token", internal=32), retrieval_scaling(sizes, mode="mean", internal=128)])
-    write_result("cost_retrieval", "Cost: retrieval time per batch vs knowledge_num", sc,
+    write_result("cost_retrieval" + name, "Cost: retrieval time per batch vs knowledge_num", sc,
                  ["Batch of 16 sequences x 64 tokens, hidden 128, knowledge_dim 64, entries of 16 tokens, eval mode, median of 5 runs.",
                   "stage1_ms: the product-key stage (query projection, sub-key scores, the best cells' entries up to "
                   "num_candidates_internal); gate_total_ms: the full gate (stage 1, the candidates' cached keys, per-position "
