@@ -102,7 +102,7 @@ def select_candidates(logits: torch.Tensor, k: int, temperature: float = 1.0, gu
     probs = torch.softmax(y / temperature, dim=-1)
     pos = y.topk(k, dim=-1).indices
     p = probs.gather(-1, pos)
-    return pos, (p - p.detach()) + 1.0, probs
+    return pos, (p - p.detach()) + 1.0 if p.requires_grad else torch.ones_like(p), probs
 
 # %% ../nbs/02_gate.ipynb #c040
 def query_projection(hidden_size: int, knowledge_dim: int, hidden: int = 0) -> nn.Module:
@@ -135,6 +135,7 @@ class ProductKeyGate(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         for name in ("entry_cell", "cell_order"): self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
         self.register_buffer("cell_starts", torch.zeros(config.num_keys ** 2 + 1, dtype=torch.long), persistent=False)
+        self.n_filed = 0                                  # entries filed in the cells (cell_starts[-1], kept as a number)
         self.key_cache: torch.Tensor | None = None        # every entry's key (see `sync`)
         # the seeds' pooled reader fuses the selected keys themselves, so the selection's gradient must reach them; the
         # slot reader reads tokens and its keys learn from retrieval supervision: stage 2 then scores cached keys
@@ -157,7 +158,7 @@ class ProductKeyGate(nn.Module):
 
     def probe_width(self) -> int:
         "Sub-keys per half to combine in stage 1: at least `subkey_topk`, more when the filed entries are few for the cells."
-        c, filed = self.config, max(int(self.cell_starts[-1]), 1)
+        c, filed = self.config, max(self.n_filed, 1)
         need = math.ceil(math.sqrt(4 * c.num_candidates_internal * c.num_keys ** 2 / filed))
         return min(c.num_keys, max(c.subkey_topk, need))
 
@@ -204,6 +205,7 @@ def file_entries(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, indic
     cells = assign_cells(self.index_space(self.key_cache[indices]), self.keys.float())
     self.entry_cell[indices] = torch.where(filled, cells, torch.full_like(cells, -1))   # empty entries are never filed
     self.cell_order, self.cell_starts = cell_table(self.entry_cell, self.config.num_keys ** 2)
+    self.n_filed = int(self.cell_starts[-1])                                          # entries in the cells
 
 @patch
 def sync(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module):
@@ -285,13 +287,12 @@ def forward(self: ProductKeyGate, x: torch.Tensor, bank: MemoryBank, embed: nn.M
         logits = logits.masked_fill(missing, -1e4)
         top, keep = logits.topk(min(c.num_candidates, logits.shape[-1]), dim=-1)    # [B, S, C]
         cand, s1, missing = cand.gather(-1, keep), s1.gather(-1, keep), missing.gather(-1, keep)
-        none = missing
-        keys = keys.gather(2, keep.unsqueeze(-1).expand(*keep.shape, keys.shape[-1]))
         pos, weights, probs = select_candidates(top, c.num_selected, c.gumbel_temperature, gumbel=self.training and c.use_gumbel)
-        none = none.gather(-1, pos)
-        if self.null_logit() is not None: none = none | (top.gather(-1, pos) < self.null_logit()).detach()   # nothing relevant
-        indices = torch.where(none, torch.full_like(pos, -1), cand.gather(-1, pos))
-        sel_keys = keys.gather(2, pos.unsqueeze(-1).expand(*pos.shape, keys.shape[-1]))
+        scores, null, none = top.gather(-1, pos), self.null_logit(), missing.gather(-1, pos)
+        if null is not None: none = none | (scores < null).detach()                 # nothing relevant
+        indices = cand.gather(-1, pos).masked_fill(none, -1)
+        at = keep.gather(-1, pos)                                                    # the selected among all I candidates
+        sel_keys = keys.gather(2, at.unsqueeze(-1).expand(*at.shape, keys.shape[-1]))
         if forced is not None and len(forced):
             r, t, e = forced.to(x.device).unbind(-1)
             indices, sel_keys, weights = indices.clone(), sel_keys.clone(), weights.clone()
@@ -300,8 +301,8 @@ def forward(self: ProductKeyGate, x: torch.Tensor, bank: MemoryBank, embed: nn.M
         sel_keys = sel_keys.masked_fill((indices < 0).unsqueeze(-1), 0.0)
         sim = F.cosine_similarity(q.unsqueeze(2), sel_keys, dim=-1).masked_fill(indices < 0, -1.0).amax(-1)
         memory = self.dropout(sel_keys * weights.unsqueeze(-1))
-    return GateOutput(indices=indices, weights=weights, scores=top.gather(-1, pos), similarity=sim, memory=memory,
-                      candidates=torch.where(missing, -1, cand), candidate_scores=s1, probs=probs, queries=q)
+    return GateOutput(indices=indices, weights=weights, scores=scores, similarity=sim, memory=memory,
+                      candidates=cand.masked_fill(missing, -1), candidate_scores=s1, probs=probs, queries=q)
 
 @patch
 def retrieval_logits(self: ProductKeyGate, queries: torch.Tensor, entries: torch.Tensor, bank: MemoryBank,
