@@ -4,7 +4,7 @@ Benchmarks are scripts, not tests: each prints its tables and writes them to `be
 Everything runs on CPU with the bundled data; trained checkpoints are cached under `bench/work/` (git-ignored).
 """
 from __future__ import annotations
-import json, os, platform, random, resource, sys, threading, time
+import functools, json, os, platform, random, resource, sys, threading, time
 from pathlib import Path
 
 import pandas as pd
@@ -113,14 +113,18 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])] + ["| " + " | ".join(r) + " |" for r in rows[1:]])
 
 
+@functools.cache
 def code_version() -> str:
-    "The commit of the `explicitlm` package being measured (`+changes` when its checkout has uncommitted edits)."
+    "The commit of the `explicitlm` package being measured (`+changes` when its checkout has uncommitted edits), read once."
     import subprocess, explicitlm
     where = Path(explicitlm.__file__).parent
     git = lambda *a: subprocess.run(["git", "-C", str(where), *a], capture_output=True, text=True).stdout.strip()
     commit = git("rev-parse", "--short", "HEAD")
     if not commit: return "explicitlm outside git"
     return f"explicitlm {commit}{'+changes' if git('status', '--porcelain', '--', '.') else ''}"
+
+
+code_version()                 # read when the benchmark starts: a run labels the code it imported, not later edits
 
 
 def machine() -> str:
