@@ -13,6 +13,7 @@
 import argparse, json, time
 import pandas as pd
 import torch
+from transformers import Qwen3ForCausalLM
 from common import DATA, WORK, load_local_tokenizer, n_params, write_result
 from explicitlm import knowledge as K
 from explicitlm.config import ExplicitLMConfig
