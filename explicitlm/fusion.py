@@ -163,8 +163,12 @@ def copy_log_probs(lm_logits: torch.Tensor, log_mix: torch.Tensor, reads: list[R
     # the copy mass sits on the few tokens read (M slots per position): mix there, not over the whole vocabulary
     tokens = torch.cat([t for _, _, t in parts], -1)                                      # [B, S, M]
     share = torch.cat([w.unsqueeze(-1) * a for w, a, _ in parts], -1)                       # each slot's copy mass
-    mass = ((tokens.unsqueeze(-1) == tokens.unsqueeze(-2)).to(share.dtype) @ share.unsqueeze(-1)).squeeze(-1)  # per token
-    return lm.scatter(-1, tokens, torch.logaddexp(lm.gather(-1, tokens), mass.clamp_min(1e-30).log()))
+    same = (tokens.unsqueeze(-1) == tokens.unsqueeze(-2)).to(share.dtype)                  # slots holding the same token
+    mass = (same @ share.unsqueeze(-1)).squeeze(-1)                                        # its copy mass, at each slot
+    at = lm.gather(-1, tokens)
+    # a token read in n slots gets 1/n of its update from each (scatter_add): added once in all, and its gradient is
+    # split between them, not counted n times (which `scatter` of the same value from every slot would do)
+    return lm.scatter_add(-1, tokens, (torch.logaddexp(at, mass.clamp_min(1e-30).log()) - at) / same.sum(-1))
 
 def copy_nll(lm_logits: torch.Tensor, log_mix: torch.Tensor, reads: list[ReadOutput], pad_token_id: int,
              targets: torch.Tensor) -> torch.Tensor:

@@ -673,6 +673,7 @@ def train_memory(model_config: ExplicitLMConfig | None = None, train_config: Tra
         mcfg = model_config or ExplicitLMConfig(knowledge_num=4096, pad_token_id=tok.pad_token_id or 0)
         bank = build_bank(_bundled(cfg.knowledge_path, "sentence_trex.json"), tok, mcfg.knowledge_num, mcfg.knowledge_length,
                           cache_dir=cfg.cache_dir, recompute_cache=cfg.recompute_cache, freeze_ratio=mcfg.freeze_ratio, seed=cfg.seed)
+        torch.manual_seed(cfg.seed)                # the new memory layers' initial weights: a seeded run is reproducible
         model = ExplicitLM.from_backbone(str(src), mcfg, bank=bank, freeze_backbone=True, freeze_keys=cfg.freeze_keys)
     model.memory_bank.tokenizer = tok
     freeze_all_but_memory(model, freeze_keys=cfg.freeze_keys)
