@@ -17,8 +17,8 @@ from .config import MemoryConfig, is_perfect_square
 from .files import load_torch, save_torch
 
 # %% auto #0
-__all__ = ['read_knowledge_texts', 'token_dtype', 'MemoryBank', 'tokenizer_fingerprint', 'bank_cache_key', 'build_bank',
-           'check_bank', 'lookup_table', 'weighted_embedding_sum', 'EntryEncoder']
+__all__ = ['read_knowledge_texts', 'token_dtype', 'MemoryBank', 'token_ids', 'tokenizer_fingerprint', 'bank_cache_key',
+           'build_bank', 'check_bank', 'lookup_table', 'weighted_embedding_sum', 'EntryEncoder']
 
 # %% ../nbs/01_bank.ipynb #c008
 def _item_text(item, i: int, source) -> str:
@@ -121,6 +121,13 @@ def _load_from_state_dict(self: MemoryBank, *args, **kwargs):
     nn.Module._load_from_state_dict(self, *args, **kwargs)
     self.touch()                                                     # loaded content: every index is stale
 
+# %% ../nbs/01_bank.ipynb #c048
+def token_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    "Token ids (no special tokens) of each of `texts`, through a fast tokenizer's backend when it has one."
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None: return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
+    return [e.ids for e in backend.encode_batch(list(texts), add_special_tokens=False)]
+
 # %% ../nbs/01_bank.ipynb #c013
 @patch
 @torch.no_grad()
@@ -133,10 +140,10 @@ def encode_texts(self: MemoryBank, texts: Sequence[str], tokenizer=None, progres
     rows, truncated = torch.full((len(texts), L), self.pad_token_id, dtype=torch.long), 0
     with tqdm(total=len(texts), desc="tokenizing bank entries", disable=not progress or len(texts) < 2000) as bar:
         for s in range(0, len(texts), chunk):              # one tokenizer call per chunk: a fast tokenizer batches it
-            for i, ids in enumerate(tokenizer(texts[s:s + chunk], add_special_tokens=False)["input_ids"], s):
-                truncated += len(ids) > L
-                rows[i, :min(len(ids), L)] = torch.tensor(ids[:L], dtype=torch.long)
-            bar.update(min(chunk, len(texts) - s))
+            ids = token_ids(tokenizer, texts[s:s + chunk])
+            truncated += sum(len(i) > L for i in ids)
+            rows[s:s + len(ids)] = torch.tensor([i[:L] + [self.pad_token_id] * (L - len(i[:L])) for i in ids], dtype=torch.long)
+            bar.update(len(ids))
     return rows, truncated
 
 # %% ../nbs/01_bank.ipynb #c015
@@ -205,7 +212,7 @@ def replace(self: MemoryBank, indices: Sequence[int], texts: Sequence[str], toke
     if len(indices) != len(texts): raise ValueError(f"{len(indices)} indices but {len(texts)} texts")
     return [self.edit(i, t, tokenizer, force) for i, t in zip(indices, texts)]
 
-# %% ../nbs/01_bank.ipynb #c049
+# %% ../nbs/01_bank.ipynb #c051
 @patch
 def clear(self: MemoryBank, indices, force: bool = False) -> int:
     "Empty the entries at `indices` (delete their knowledge); raises on a frozen entry unless `force`. Returns how many."
@@ -225,7 +232,7 @@ def insert(self: MemoryBank, text: str, tokenizer=None) -> int:
     self.edit(i, text, tokenizer)
     return i
 
-# %% ../nbs/01_bank.ipynb #c052
+# %% ../nbs/01_bank.ipynb #c054
 @patch
 def snapshot(self: MemoryBank, indices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "(indices, their token ids, their valid flags), copied: what `restore` puts back."
@@ -240,7 +247,7 @@ def restore(self: MemoryBank, saved: tuple) -> int:
     self.touch(idx)
     return len(idx)
 
-# %% ../nbs/01_bank.ipynb #c055
+# %% ../nbs/01_bank.ipynb #c057
 @patch
 @contextmanager
 def overlay(self: MemoryBank, indices, new_tokens: torch.Tensor):
@@ -256,7 +263,7 @@ def overlay(self: MemoryBank, indices, new_tokens: torch.Tensor):
     try: yield self
     finally: self.restore(saved)
 
-# %% ../nbs/01_bank.ipynb #c058
+# %% ../nbs/01_bank.ipynb #c060
 @patch
 @contextmanager
 def preserved(self: MemoryBank):
@@ -396,7 +403,7 @@ def build_bank(source, tokenizer, knowledge_num: int, knowledge_length: int, cac
     if freeze_ratio: bank.freeze(ratio=freeze_ratio, seed=seed)
     return bank
 
-# %% ../nbs/01_bank.ipynb #c063
+# %% ../nbs/01_bank.ipynb #c065
 def check_bank(bank: MemoryBank, config: MemoryConfig, vocab_size: int) -> MemoryBank:
     "`bank` if it fits `config` (entries and their length) and a model embedding `vocab_size` token ids; else an error naming the values."
     if bank.knowledge_num != config.knowledge_num:
@@ -413,7 +420,7 @@ def check_bank(bank: MemoryBank, config: MemoryConfig, vocab_size: int) -> Memor
                          "another tokenizer's vocabulary")
     return bank
 
-# %% ../nbs/01_bank.ipynb #c066
+# %% ../nbs/01_bank.ipynb #c068
 def lookup_table(embed: nn.Module) -> torch.Tensor | None:
     "The table of a plain lookup `embed` (an `nn.Embedding` with the stock forward, or a module exposing `lookup_table`), else None."
     if type(embed).forward is nn.Embedding.forward and embed.max_norm is None and not embed.sparse: return embed.weight

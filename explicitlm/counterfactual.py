@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Sequence
 import torch
 from fastcore.basics import patch
-from .bank import MemoryBank
+from .bank import MemoryBank, token_ids
 from .corpus import PREDICATES, TWO_HOP, UNKNOWN, cloze_prompt, invented_word, make_fact
 
 # %% auto #0
-__all__ = ['statement_templates', 'entry_text', 'FactBatch', 'token_ids', 'FactStream']
+__all__ = ['statement_templates', 'entry_text', 'FactBatch', 'FactStream']
 
 # %% ../nbs/06a_counterfactual.ipynb #c006
 def statement_templates(predicate: str) -> list[str]:
@@ -40,14 +40,7 @@ class FactBatch:
     @property
     def n_tokens(self) -> int: return int(self.attention_mask.sum())
 
-# %% ../nbs/06a_counterfactual.ipynb #c011
-def token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
-    "Token ids (no special tokens) of each of `texts`, through a fast tokenizer's backend when it has one."
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None: return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
-    return [e.ids for e in backend.encode_batch(list(texts), add_special_tokens=False)]
-
-# %% ../nbs/06a_counterfactual.ipynb #c013
+# %% ../nbs/06a_counterfactual.ipynb #c010
 class FactStream:
     "Seeded counterfactual fact batches over `facts` whose sentences are in `bank`, mixed with ordinary `texts`."
     def __init__(self, facts: Sequence[dict], tokenizer, bank: MemoryBank, texts: Sequence[str] = (), n_facts: int = 24,
@@ -92,17 +85,12 @@ class FactStream:
                 self._cache[text] = ids
         return ids
 
-    def entry_rows(self, texts: list[str]) -> torch.Tensor:
-        "Bank rows `[len(texts), knowledge_length]` of `texts`, truncated and padded (the text \"\" gives an empty row)."
-        L, pad = self.bank.knowledge_length, self.bank.pad_token_id
-        rows = [ids[:L] + [pad] * (L - len(ids[:L])) for ids in token_ids(self.tokenizer, texts)]
-        return torch.tensor(rows, dtype=torch.long).reshape(len(texts), L)
 
     def __repr__(self):
         return (f"FactStream({len(self.facts)} facts of {len(self.subjects)} subjects, {len(self.text_ids)} texts, "
                 f"n_facts={self.n_facts}, n_texts={self.n_texts}, {self.p})")
 
-# %% ../nbs/06a_counterfactual.ipynb #c015
+# %% ../nbs/06a_counterfactual.ipynb #c012
 def _statement(stream: FactStream, template: str, subject: str, obj: str, first: bool) -> tuple[list[int], list[int], list[int]]:
     "(prompt ids, object ids, rest ids) of `template` stated for `subject` and `obj`."
     prompt = cloze_prompt(template, subject)
@@ -182,6 +170,6 @@ def batch(self: FactStream, step: int) -> FactBatch:
     mask = torch.zeros_like(ids)
     for r, s in enumerate(sequences): ids[r, :len(s)], mask[r, :len(s)] = torch.tensor(s), 1
     idx = torch.tensor(sorted(writes), dtype=torch.long)
-    rows = self.entry_rows([writes[i] for i in idx.tolist()])      # the texts written, tokenized in one call
+    rows = self.bank.encode_texts([writes[i] for i in idx.tolist()], self.tokenizer, progress=False)[0]   # "" → an empty row
     return FactBatch(ids, mask, ids.masked_fill(mask == 0, -100), idx, rows,
                      torch.tensor(sup, dtype=torch.long).reshape(-1, 4))

@@ -135,7 +135,6 @@ class ProductKeyGate(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         for name in ("entry_cell", "cell_order"): self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
         self.register_buffer("cell_starts", torch.zeros(config.num_keys ** 2 + 1, dtype=torch.long), persistent=False)
-        self.n_filed = 0                                  # entries filed in the cells (cell_starts[-1], kept as a number)
         self.key_cache: torch.Tensor | None = None        # every entry's key (see `sync`)
         # the seeds' pooled reader fuses the selected keys themselves, so the selection's gradient must reach them; the
         # slot reader reads tokens and its keys learn from retrieval supervision: stage 2 then scores cached keys
@@ -158,7 +157,7 @@ class ProductKeyGate(nn.Module):
 
     def probe_width(self) -> int:
         "Sub-keys per half to combine in stage 1: at least `subkey_topk`, more when the filed entries are few for the cells."
-        c, filed = self.config, max(self.n_filed, 1)
+        c, filed = self.config, max(int(self.cell_starts[-1]), 1)
         need = math.ceil(math.sqrt(4 * c.num_candidates_internal * c.num_keys ** 2 / filed))
         return min(c.num_keys, max(c.subkey_topk, need))
 
@@ -205,7 +204,6 @@ def file_entries(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, indic
     cells = assign_cells(self.index_space(self.key_cache[indices]), self.keys.float())
     self.entry_cell[indices] = torch.where(filled, cells, torch.full_like(cells, -1))   # empty entries are never filed
     self.cell_order, self.cell_starts = cell_table(self.entry_cell, self.config.num_keys ** 2)
-    self.n_filed = int(self.cell_starts[-1])                                          # entries in the cells
 
 @patch
 def sync(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module):
