@@ -58,13 +58,15 @@ def backbone_scaling(rounds=3, steps_per_round=4, batch=8, new_tokens=32):
                 s, n = train_steps(*runs[k], range(10 + r * steps_per_round, 10 + (r + 1) * steps_per_round))
                 t[k][0] += s; t[k][1] += n
                 m = runs[k][0].eval()
-                if hasattr(m, "memory_modules"):
-                    for layer in m.memory_modules().values(): layer.memory_gate.null_threshold.data.fill_(-1.0)
-                t0 = time.perf_counter()
+                thresholds = [l.memory_gate.null_threshold for l in getattr(m, "memory_modules", dict)().values()]
+                learned = [th.detach().clone() for th in thresholds]
                 with torch.no_grad():
+                    for th in thresholds: th.fill_(-1.0)          # generation only: training goes on with the learned ones
+                    t0 = time.perf_counter()
                     out = m.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens, do_sample=False,
                                      use_cache=True, eos_token_id=None, pad_token_id=0)
-                t[k][2] += time.perf_counter() - t0; t[k][3] += (out.shape[1] - prompt.shape[1]) * len(prompt)
+                    t[k][2] += time.perf_counter() - t0; t[k][3] += (out.shape[1] - prompt.shape[1]) * len(prompt)
+                    for th, v in zip(thresholds, learned): th.copy_(v)
                 m.train()
         tps = {k: (v[1] / v[0], v[3] / v[2]) for k, v in t.items()}
         rows.append(dict(backbone=name, params_memory=n_params(runs["memory"][0]), params_baseline=n_params(runs["baseline"][0]),
