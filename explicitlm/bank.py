@@ -18,7 +18,7 @@ from .files import load_torch, save_torch
 
 # %% auto #0
 __all__ = ['read_knowledge_texts', 'token_dtype', 'MemoryBank', 'token_ids', 'tokenizer_fingerprint', 'bank_cache_key',
-           'build_bank', 'check_bank', 'lookup_table', 'weighted_embedding_sum', 'EntryEncoder']
+           'build_bank', 'check_bank', 'lookup_table', 'weighted_embedding_sum', 'unique_ids', 'EntryEncoder']
 
 # %% ../nbs/01_bank.ipynb #c008
 def _item_text(item, i: int, source) -> str:
@@ -434,6 +434,17 @@ def weighted_embedding_sum(ids: torch.Tensor, weights: torch.Tensor, embed: nn.M
     e = embed(ids)
     return torch.bmm(weights.unsqueeze(1).to(e.dtype), e.detach() if detach else e).squeeze(1)
 
+# %% ../nbs/01_bank.ipynb #c071
+def unique_ids(ids: torch.Tensor, bound: int) -> tuple[torch.Tensor, torch.Tensor]:
+    "`torch.unique(ids, return_inverse=True)` for `ids` in [0, `bound`): by marking a `bound`-long table when `ids` are many for it."
+    if ids.numel() * 8 < bound: return torch.unique(ids, return_inverse=True)
+    seen = torch.zeros(bound, dtype=torch.bool, device=ids.device)
+    seen[ids] = True
+    distinct = seen.nonzero().squeeze(1)
+    slot = torch.empty(bound, dtype=torch.long, device=ids.device)
+    slot[distinct] = torch.arange(len(distinct), device=ids.device)
+    return distinct, slot[ids]
+
 # %% ../nbs/01_bank.ipynb #c041
 class EntryEncoder(nn.Module):
     "Pool an entry's token embeddings (mean, or learned attention over token + slot position) and project to `knowledge_dim`."
@@ -453,9 +464,13 @@ class EntryEncoder(nn.Module):
         mask, L, dtype = rows != self.pad_token_id, rows.shape[1], self.proj.weight.dtype
         if self.attn is None: w = mask.to(dtype) / mask.sum(1, keepdim=True).clamp(min=1)
         else:
-            # the logit of (token, slot) is attn(embedding) + attn(position): each distinct token is embedded once
-            distinct, at = torch.unique(rows, return_inverse=True)
-            e = embed(distinct)
+            # the logit of (token, slot) is attn(embedding) + attn(position): one logit per vocabulary row when the
+            # tokens outnumber the vocabulary (a gather, no de-duplication), else per distinct token
+            table = lookup_table(embed)
+            if table is not None and table.dtype == dtype and rows.numel() >= len(table): e, at = table, rows
+            else:
+                distinct, at = torch.unique(rows, return_inverse=True)
+                e = embed(distinct)
             if not self.embedding_grad: e = e.detach()
             if e.shape[-1] != self.hidden_size:
                 raise ValueError(f"token embeddings have size {e.shape[-1]}, EntryEncoder expects hidden_size={self.hidden_size}")

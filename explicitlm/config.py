@@ -72,6 +72,10 @@ class MemoryConfig(PreTrainedConfig):
                                     # sits in its best cell, so an edit re-places it at once; "learned": trained keys, cell i is
                                     # entry i (the seeds')
     subkey_topk: int = 8            # best sub-keys per half combined in stage 1 (subkey_topk² cells are probed)
+    cache_keys: bool = True         # keep every entry's key (knowledge_dim floats per entry and memory layer): stage 2
+                                    # gathers its candidates' keys; False: it re-encodes them from their tokens at each
+                                    # call — the memory then holds the bank and its cell index only, and reads slower
+                                    # (bench/results/cost_*.md)
     retrieval_score: str = "cosine" # stage-2 score: "cosine" (times a learned scale) or "dot" (q·k/sqrt(knowledge_dim), the seeds')
     null_threshold: float = 0.3     # cosine scores: initial value of the learned threshold below which nothing is selected
                                     # (-1: select always, until training moves it)

@@ -298,7 +298,7 @@ class ExplicitLM(PreTrainedModel, GenerationMixin):
         reads = [ctx.traces[i].read for i in self.memory_layers if i in ctx.traces]
         if len(reads) != len(self.memory_layers) or any(r is None for r in reads): return logits
         n = hidden.shape[1]                                    # the backbone may keep only the last positions' logits
-        reads = [type(r)(r.output[:, -n:], r.copy_logits[:, -n:], r.slot_tokens[:, -n:]) for r in reads]
+        reads = [type(r)(None, r.copy_logits[:, -n:], r.slot_tokens[:, -n:]) for r in reads]
         log_mix = self.copy_head(hidden.to(self.copy_head.weight.dtype))
         return copy_log_probs(logits, log_mix, reads, self.config.pad_token_id).to(logits.dtype)
 

@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from .config import MemoryConfig
-from .bank import MemoryBank
+from .bank import MemoryBank, unique_ids
 from .gate import ProductKeyGate, GateOutput
 
 # %% auto #0
@@ -78,7 +78,7 @@ class GatedMemoryFusion(nn.Module):
 @dataclass
 class ReadOutput:
     "What the slot reader took from the selected entries at each position."
-    output: torch.Tensor         # [B, S, hidden] the read vector (zero where nothing was selected)
+    output: torch.Tensor | None  # [B, S, hidden] the read vector (zero where nothing was selected; None in a trace)
     copy_logits: torch.Tensor    # [B, S, num_selected * knowledge_length] attention logits over the slots (-1e4: padding)
     slot_tokens: torch.Tensor    # [B, S, num_selected * knowledge_length] the token in each slot
 
@@ -113,7 +113,8 @@ class SlotReader(nn.Module):
         if not reading.any(): return ReadOutput(out, copy_logits, slot_tokens)
         where = reading.nonzero(as_tuple=True)
         idx = indices[where]                                                   # [P, k]
-        uniq, inverse = torch.unique(idx, return_inverse=True)
+        uniq, inverse = unique_ids(idx + 1, len(bank.tokens) + 1)              # (-1: nothing selected in that slot)
+        uniq = uniq - 1
         tokens = bank.tokens[uniq.clamp(min=0)].long().masked_fill((uniq < 0).unsqueeze(-1), self.pad_token_id)
         flat = inverse.flatten()
         states = self.slot_states(tokens, embed).index_select(0, flat).view(len(idx), -1, d)   # [P, k·L, d]
@@ -250,8 +251,12 @@ class MemoryLayer(nn.Module):
             sim = got.similarity.detach()
             read = self.memory_reader(q, got.indices, bank, embed, sim)
             fused = self.gated_memory_fusion(q, read.output, sim, residual=residual, passthrough=read.output)
+            # the trace keeps what the copy head and the widgets use: the read vector is in the layer's output already,
+            # and a trace holding it would keep a [B, S, hidden] tensor alive to the end of the training step
+            slot_tokens = read.slot_tokens
             if self.gated_memory_fusion.gate_override == 0:                 # shortcut closed: nothing to copy either
-                read = ReadOutput(read.output, read.copy_logits, torch.full_like(read.slot_tokens, self.memory_reader.pad_token_id))
+                slot_tokens = torch.full_like(slot_tokens, self.memory_reader.pad_token_id)
+            read = ReadOutput(None, read.copy_logits, slot_tokens)
         else: fused = self.gated_memory_fusion(q, got.memory, got.similarity, residual=residual)
         trace = RetrievalTrace(got.indices.detach(), got.scores.detach(), fused.gate.detach(), got.similarity.detach(),
                                got.candidates.detach(), got.probs.detach(), got.queries, read, q.detach())

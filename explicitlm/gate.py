@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .config import MemoryConfig
-from .bank import EntryEncoder, MemoryBank
+from .bank import EntryEncoder, MemoryBank, unique_ids
 
 # %% auto #0
 __all__ = ['product_key_topk', 'assign_cells', 'cell_table', 'cell_candidates', 'GateOutput', 'pool_queries', 'select_candidates',
@@ -135,7 +135,7 @@ class ProductKeyGate(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         for name in ("entry_cell", "cell_order"): self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
         self.register_buffer("cell_starts", torch.zeros(config.num_keys ** 2 + 1, dtype=torch.long), persistent=False)
-        self.key_cache: torch.Tensor | None = None        # every entry's key (see `sync`)
+        self.key_cache: torch.Tensor | None = None        # every entry's key (see `sync`); stays None without `cache_keys`
         # the seeds' pooled reader fuses the selected keys themselves, so the selection's gradient must reach them; the
         # slot reader reads tokens and its keys learn from retrieval supervision: stage 2 then scores cached keys
         self.keys_learn_from_selection = config.reader == "pooled" or config.key_layout == "learned"
@@ -188,12 +188,13 @@ def encode_bank(self: ProductKeyGate, bank_tokens: torch.Tensor, embed: nn.Modul
 @patch
 @torch.no_grad()
 def file_entries(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, indices: torch.Tensor | None = None):
-    "Re-encode entries `indices` (None: all) into the key cache and, for the content layout, re-file them in their cells."
+    "Re-encode entries `indices` (None: all) into the key cache (with `cache_keys`) and, for the content layout, re-file them in their cells."
     tokens = bank.tokens
-    if indices is None or self.key_cache is None or len(self.key_cache) != len(tokens):
-        self.key_cache = self.encode_bank(tokens, embed)
-        indices = None
-    elif len(indices): self.key_cache[indices.to(tokens.device)] = self.encode_bank(tokens[indices], embed)
+    if self.config.cache_keys:
+        if indices is None or self.key_cache is None or len(self.key_cache) != len(tokens):
+            self.key_cache = self.encode_bank(tokens, embed)
+            indices = None
+        elif len(indices): self.key_cache[indices.to(tokens.device)] = self.encode_bank(tokens[indices], embed)
     if self.config.key_layout != "content": return
     if indices is None or len(self.entry_cell) != len(tokens):
         self.entry_cell = torch.full((len(tokens),), -1, dtype=torch.long, device=tokens.device)
@@ -201,7 +202,9 @@ def file_entries(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, indic
     if not len(indices): return
     indices = indices.to(tokens.device)
     filled = (tokens[indices] != self.config.pad_token_id).any(-1)
-    cells = assign_cells(self.index_space(self.key_cache[indices]), self.keys.float())
+    # without a key cache the keys are encoded for filing and dropped, a chunk at a time
+    key = lambda i: self.key_cache[i] if self.key_cache is not None else self.encode_bank(tokens[i], embed)
+    cells = torch.cat([assign_cells(self.index_space(key(i)), self.keys.float()) for i in indices.split(65536)])
     self.entry_cell[indices] = torch.where(filled, cells, torch.full_like(cells, -1))   # empty entries are never filed
     self.cell_order, self.cell_starts = cell_table(self.entry_cell, self.config.num_keys ** 2)
 
@@ -228,7 +231,8 @@ def cluster_keys(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, iters
     x, h = self.index_space(x), keys.shape[1] // 2
     self.keys.copy_(torch.stack([inner_product_kmeans(x[:, :h], self.config.num_keys, iters, seed, spherical=True),
                                  inner_product_kmeans(x[:, h:], self.config.num_keys, iters, seed + 1, spherical=True)]).to(self.keys))
-    self.key_cache = keys
+    self.key_cache = keys if self.config.cache_keys else None
+    del keys, x
     self.file_entries(bank, embed, None)
     self.synced = (bank, bank.version, self.weights_signature(embed))
     return self
@@ -252,12 +256,12 @@ def candidates(self: ProductKeyGate, x: torch.Tensor, attention_mask: torch.Tens
 
 @patch
 def candidate_keys(self: ProductKeyGate, entries: torch.Tensor, bank: MemoryBank, embed: nn.Module) -> torch.Tensor:
-    "Keys `[*entries.shape, knowledge_dim]` of `entries`: fresh, with gradients, where the selection's gradient trains them."
+    "Keys `[*entries.shape, knowledge_dim]` of `entries`: cached, or fresh (with gradients where the selection's gradient trains them)."
     e = entries.clamp(min=0)
     if self.key_cache is not None and not (self.keys_learn_from_selection and self.training and torch.is_grad_enabled()):
         # (an embedding lookup gathers rows several times faster than advanced indexing on CPU)
         return F.embedding(e, self.key_cache).to(next(self.gate_proj.parameters()).dtype)
-    uniq, inverse = torch.unique(e, return_inverse=True)                  # encode each entry once
+    uniq, inverse = unique_ids(e, len(bank.tokens))                       # encode each entry once
     k = self.entry_keys(bank.tokens[uniq], embed)
     return k.index_select(0, inverse.flatten()).view(*entries.shape, -1)
 
