@@ -34,6 +34,7 @@ ROWS = {
     "ours": ({}, {}, "main"),
     "baseline (equal size)": (None, {}, "main"),
     "seeds' design": (dict(SEEDS_DESIGN), dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0), "main"),
+    "ours, no key cache in training (cache_keys='inference')": (dict(cache_keys="inference"), {}, "main"),
     "seeds' design, text only (their training)": (dict(SEEDS_DESIGN), dict(fact_sequences=0, batch_size=32), "short"),
     "seeds' design + EMA update (freeze_ratio 0.2)": (dict(SEEDS_DESIGN), dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0,
                                                                              ema_update=True), "short"),
@@ -149,6 +150,9 @@ def write_table(rows, paras, names, a, t0, tok):
              "two_hop: 'The company that X worked for was based in' / 'The city that X came from lies in' for bank-only people; "
              "edit_hop1/2: the answer after editing X's entry (to a company/city with another answer) or the company's/city's entry.",
              "sensitivity: accuracy with the fact's entry minus accuracy with a counterfactual entry in its place.",
+             "ours, no key cache in training: the same model and recipe with cache_keys='inference' — in training stage 2 "
+             "re-encodes its candidates' keys from their tokens at each call instead of reading a key cache (fresher keys; a "
+             "training step holds the bank and its cell index only, see bench/results/cost_training.md); evaluated with the cache.",
              "10% text: 10% of the pretraining texts and 10% of the train subjects in the fact stream; the bank holds every fact.",
              "train_s and tokens/s vs baseline come from each row's own training run, and rows may have shared the machine "
              "with other work: read speed from bench/results/cost_training.md, which interleaves both models in one process.",

@@ -9,9 +9,9 @@ from dataclasses import dataclass, fields, MISSING
 from transformers import PreTrainedConfig, AutoConfig
 
 # %% auto #0
-__all__ = ['QUERY_MODES', 'ENTRY_POOLINGS', 'KEY_LAYOUTS', 'RETRIEVAL_SCORES', 'READERS', 'QUERY_SOURCES', 'HF_CONFIG_KEYS',
-           'SEEDS_DESIGN', 'is_perfect_square', 'check_type', 'MemoryConfig', 'ExplicitLMConfig', 'own_fields',
-           'parse_value', 'apply_overrides', 'tiny_config']
+__all__ = ['QUERY_MODES', 'ENTRY_POOLINGS', 'KEY_LAYOUTS', 'KEY_CACHES', 'RETRIEVAL_SCORES', 'READERS', 'QUERY_SOURCES',
+           'HF_CONFIG_KEYS', 'SEEDS_DESIGN', 'is_perfect_square', 'check_type', 'MemoryConfig', 'ExplicitLMConfig',
+           'own_fields', 'parse_value', 'apply_overrides', 'tiny_config']
 
 # %% ../nbs/00_config.ipynb #c005
 def is_perfect_square(n: int) -> bool:
@@ -22,6 +22,7 @@ def is_perfect_square(n: int) -> bool:
 QUERY_MODES = ("token", "mean", "causal_mean")
 ENTRY_POOLINGS = ("mean", "attention")
 KEY_LAYOUTS = ("content", "learned")
+KEY_CACHES = ("always", "inference", "never")
 RETRIEVAL_SCORES = ("cosine", "dot")
 READERS = ("slots", "pooled")
 QUERY_SOURCES = ("residual", "attention")
@@ -72,10 +73,10 @@ class MemoryConfig(PreTrainedConfig):
                                     # sits in its best cell, so an edit re-places it at once; "learned": trained keys, cell i is
                                     # entry i (the seeds')
     subkey_topk: int = 8            # best sub-keys per half combined in stage 1 (subkey_topk² cells are probed)
-    cache_keys: bool = True         # keep every entry's key (knowledge_dim floats per entry and memory layer): stage 2
-                                    # gathers its candidates' keys; False: it re-encodes them from their tokens at each
-                                    # call — the memory then holds the bank and its cell index only, and reads slower
-                                    # (bench/results/cost_*.md)
+    cache_keys: str = "always"      # when the gate keeps every entry's key (knowledge_dim floats per entry and memory layer)
+                                    # for stage 2 to gather: "always"; "inference" (not in training: it then re-encodes its
+                                    # candidates' keys from their tokens, and training holds the bank and its cell index
+                                    # only); "never" (bench/results/cost_*.md)
     retrieval_score: str = "cosine" # stage-2 score: "cosine" (times a learned scale) or "dot" (q·k/sqrt(knowledge_dim), the seeds')
     null_threshold: float = 0.3     # cosine scores: initial value of the learned threshold below which nothing is selected
                                     # (-1: select always, until training moves it)
@@ -125,6 +126,7 @@ class MemoryConfig(PreTrainedConfig):
                   (self.query_mode in QUERY_MODES, f"query_mode={self.query_mode!r} must be one of {QUERY_MODES}"),
                   (self.entry_pooling in ENTRY_POOLINGS, f"entry_pooling={self.entry_pooling!r} must be one of {ENTRY_POOLINGS}"),
                   (self.key_layout in KEY_LAYOUTS, f"key_layout={self.key_layout!r} must be one of {KEY_LAYOUTS}"),
+                  (self.cache_keys in KEY_CACHES, f"cache_keys={self.cache_keys!r} must be one of {KEY_CACHES}"),
                   (self.retrieval_score in RETRIEVAL_SCORES, f"retrieval_score={self.retrieval_score!r} must be one of {RETRIEVAL_SCORES}"),
                   (self.reader in READERS, f"reader={self.reader!r} must be one of {READERS}"),
                   (self.query_source in QUERY_SOURCES, f"query_source={self.query_source!r} must be one of {QUERY_SOURCES}"),

@@ -135,7 +135,7 @@ class ProductKeyGate(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         for name in ("entry_cell", "cell_order"): self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
         self.register_buffer("cell_starts", torch.zeros(config.num_keys ** 2 + 1, dtype=torch.long), persistent=False)
-        self.key_cache: torch.Tensor | None = None        # every entry's key (see `sync`); stays None without `cache_keys`
+        self.key_cache: torch.Tensor | None = None        # every entry's key (see `sync`), when `keeps_keys()`
         # the seeds' pooled reader fuses the selected keys themselves, so the selection's gradient must reach them; the
         # slot reader reads tokens and its keys learn from retrieval supervision: stage 2 then scores cached keys
         self.keys_learn_from_selection = config.reader == "pooled" or config.key_layout == "learned"
@@ -167,6 +167,10 @@ class ProductKeyGate(nn.Module):
             return self.log_scale.exp() * torch.einsum("bsd,bsid->bsi", F.normalize(queries, dim=-1), keys)
         return torch.einsum("bsd,bsid->bsi", queries, keys) / math.sqrt(queries.shape[-1])
 
+    def keeps_keys(self) -> bool:
+        "Whether the gate keeps every entry's key now: `cache_keys` is 'always', or 'inference' outside training."
+        return self.config.cache_keys == "always" or (self.config.cache_keys == "inference" and not self.training)
+
     def null_logit(self) -> torch.Tensor | None:
         "The logit of 'no entry' (cosine scores only): the gate selects nothing where every candidate scores below it."
         return self.log_scale.exp() * self.null_threshold if hasattr(self, "null_threshold") else None
@@ -188,9 +192,9 @@ def encode_bank(self: ProductKeyGate, bank_tokens: torch.Tensor, embed: nn.Modul
 @patch
 @torch.no_grad()
 def file_entries(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, indices: torch.Tensor | None = None):
-    "Re-encode entries `indices` (None: all) into the key cache (with `cache_keys`) and, for the content layout, re-file them in their cells."
+    "Re-encode entries `indices` (None: all) into the key cache (if kept) and, for the content layout, re-file them in their cells."
     tokens = bank.tokens
-    if self.config.cache_keys:
+    if self.keeps_keys():
         if indices is None or self.key_cache is None or len(self.key_cache) != len(tokens):
             self.key_cache = self.encode_bank(tokens, embed)
             indices = None
@@ -212,7 +216,9 @@ def file_entries(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, indic
 def sync(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module):
     "Bring the key cache and cell index up to date with `bank` (see above)."
     signature = self.weights_signature(embed)
-    stale = self.synced is None or self.synced[0] is not bank or (not self.training and self.synced[2] != signature)
+    if not self.keeps_keys(): self.key_cache = None              # (`cache_keys='inference'` in training: no keys held)
+    stale = (self.synced is None or self.synced[0] is not bank or (not self.training and self.synced[2] != signature)
+             or (self.keeps_keys() and self.key_cache is None))
     changed = None if stale else bank.changes_since(self.synced[1])
     if changed is None or len(changed): self.file_entries(bank, embed, changed)
     if changed is None or self.synced[2] is None or not self.training: self.synced = (bank, bank.version, signature)
@@ -231,7 +237,7 @@ def cluster_keys(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, iters
     x, h = self.index_space(x), keys.shape[1] // 2
     self.keys.copy_(torch.stack([inner_product_kmeans(x[:, :h], self.config.num_keys, iters, seed, spherical=True),
                                  inner_product_kmeans(x[:, h:], self.config.num_keys, iters, seed + 1, spherical=True)]).to(self.keys))
-    self.key_cache = keys if self.config.cache_keys else None
+    self.key_cache = keys if self.keeps_keys() else None
     del keys, x
     self.file_entries(bank, embed, None)
     self.synced = (bank, bank.version, self.weights_signature(embed))
