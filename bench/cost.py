@@ -12,7 +12,7 @@
     python bench/cost.py                # ~5 min on 2 CPU cores
     pip install product-key-memory==0.3.0   # the peer of the retrieval table (benchmark only, not a dependency)
 """
-import argparse, json, math, multiprocessing as mp, statistics, time
+import argparse, copy, json, math, multiprocessing as mp, statistics, time
 import pandas as pd
 import torch
 from torch import nn
@@ -25,8 +25,9 @@ from explicitlm.minimind import BaselineLM, MemoryLM
 from explicitlm.train import TrainConfig, bank_overlay, fact_stream, step_loss
 
 
-def setup(kind, tok, **overrides):
-    "(model, fact stream, train config, optimizer) of the reference recipe for `kind` ('memory' or 'baseline'); `overrides` change the backbone."
+def setup(kind, tok, same_batches=False, **overrides):
+    """(model, fact stream, train config, optimizer) of the reference recipe for `kind` ('memory' or 'baseline'); `overrides`
+    change the model config; `same_batches`: the baseline trains on the memory model's batches (token ids), not its own."""
     mem_cfg, base_cfg = equal_size_configs(tok, **overrides)
     cfg = TrainConfig(**{k: v for k, v in RECIPE.items() if k in TrainConfig.__dataclass_fields__})
     bank = build_bank(DATA / "sentence_trex.json", tok, mem_cfg.knowledge_num, mem_cfg.knowledge_length, cache_dir=None, verbose=False)
@@ -35,7 +36,8 @@ def setup(kind, tok, **overrides):
     model = (MemoryLM(mem_cfg) if kind == "memory" else BaselineLM(base_cfg)).train()
     if kind == "memory": bank = model.set_bank(bank).memory_bank; model.cluster_keys()
     texts = [json.loads(l)["text"] for l in (DATA / "pretrain.jsonl").read_text().splitlines() if l.strip()]
-    return model, fact_stream(cfg, tok, bank, texts, kind == "memory", mem_cfg.max_seq_len), cfg, torch.optim.AdamW(model.parameters(), 1e-3)
+    stream = fact_stream(cfg, tok, bank, texts, kind == "memory" or same_batches, mem_cfg.max_seq_len)
+    return model, stream, cfg, torch.optim.AdamW(model.parameters(), 1e-3)
 
 
 # the seeds' MiniMind backbone (dim 512, 8 layers) beside the bundled reference size: the memory layer's cost is mostly
@@ -89,43 +91,81 @@ def train_steps(model, stream, cfg, opt, steps):
     return time.perf_counter() - t0, tokens
 
 
-def _peak_child(kind, steps, q):
+def _peak_child(kind, overrides, steps, q):
     "In a fresh process: peak resident memory added by building `kind` and training it `steps` steps (sampled every ms)."
     tok = load_local_tokenizer()
     with PeakRSS(every=0.001) as rss:
-        model, stream, cfg, opt = setup(kind, tok)
+        model, stream, cfg, opt = setup(kind, tok, **overrides)
         train_steps(model, stream, cfg, opt, range(steps))
     q.put(rss.peak - rss.start)
 
 
-def peak_mib(kind, steps=20):
+def peak_mib(kind, overrides, steps=20):
     ctx = mp.get_context("spawn"); q = ctx.Queue()
-    p = ctx.Process(target=_peak_child, args=(kind, steps, q)); p.start(); v = q.get(); p.join()
+    p = ctx.Process(target=_peak_child, args=(kind, overrides, steps, q)); p.start(); v = q.get(); p.join()
     return v
 
 
+def _tensor_peak_child(kind, overrides, steps, q):
+    """In a fresh process: live tensor bytes (every allocation of torch's CPU allocator, from before the model is built)
+    at the start of training and at their peak over `steps` steps, on the memory model's batches for both models."""
+    from torch.profiler import profile, ProfilerActivity
+    torch.set_num_threads(2)
+    tok = load_local_tokenizer()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with torch.profiler.record_function("setup"): run = setup(kind, tok, same_batches=True, **overrides)
+        with torch.profiler.record_function("train"): train_steps(*run, range(steps))
+    events = prof.profiler.kineto_results.events()
+    train_start = min(e.start_ns() for e in events if e.name() == "train")
+    live = peak = at_start = 0
+    for e in sorted((e for e in events if e.name() == "[memory]"), key=lambda e: e.start_ns()):
+        if e.start_ns() >= train_start and not at_start: at_start = live
+        live += e.nbytes(); peak = max(peak, live)
+    bank = run[1].bank.tokens
+    q.put(dict(start=at_start / 2**20, peak=peak / 2**20, bank=bank.numel() * bank.element_size() / 2**20))
+
+
+def tensor_peaks(steps=6):
+    """Peak live tensor memory of training, memory vs baseline on identical batches (the memory model's: its recipe adds
+    longer statements), per key-cache setting; target: memory <= baseline + 1.5x the bank's own bytes."""
+    ctx, got = mp.get_context("spawn"), {}
+    for name, (kind, over) in VARIANTS.items():
+        q = ctx.Queue(); p = ctx.Process(target=_tensor_peak_child, args=(kind, over, steps, q)); p.start()
+        got[name] = q.get(); p.join()
+    base, rows = got["BaselineLM"], []
+    for name, g in got.items():
+        rows.append(dict(model=name, live_at_start_mib=g["start"], peak_mib=g["peak"], over_baseline_mib=g["peak"] - base["peak"],
+                         allowance_mib=1.5 * g["bank"], within=g["peak"] - base["peak"] <= 1.5 * g["bank"]))
+    return pd.DataFrame(rows)
+
+
+# the models of the main table: (kind, config overrides); the memory model with and without its key cache
+VARIANTS = {"MemoryLM": ("memory", {}), "MemoryLM (cache_keys='always')": ("memory", dict(cache_keys="always")),
+            "MemoryLM (cache_keys='never')": ("memory", dict(cache_keys="never")), "BaselineLM": ("baseline", {})}
+
 def throughput(rounds=6, steps_per_round=10):
     tok = load_local_tokenizer()
-    runs = {kind: setup(kind, tok) for kind in ("memory", "baseline")}
-    mem, base = runs["memory"][0], runs["baseline"][0]
-    mem_cfg = mem.config
+    runs = {name: setup(kind, tok, **over) for name, (kind, over) in VARIANTS.items()}
     for r in runs.values(): train_steps(*r, range(3))                       # warm-up
-    t = {k: [0.0, 0] for k in runs}
+    t, names = {k: [0.0, 0] for k in runs}, list(runs)
     for r in range(rounds):                                                   # interleave to share the machine's noise
-        for k in (("memory", "baseline") if r % 2 == 0 else ("baseline", "memory")):
+        for k in names[r % len(names):] + names[:r % len(names)]:
             steps = range(10 + r * steps_per_round, 10 + (r + 1) * steps_per_round)
             s, n = train_steps(*runs[k], steps); t[k][0] += s; t[k][1] += n
-    tps = {mem: t["memory"][1] / t["memory"][0], base: t["baseline"][1] / t["baseline"][0]}
-    peaks = {k: peak_mib(k) for k in ("memory", "baseline")}
+    peaks = {name: peak_mib(kind, over) for name, (kind, over) in VARIANTS.items()}
     gen = generation_throughput()
-    rows = [dict(model="MemoryLM", params=n_params(mem), tokens_per_s=tps[mem], generate_tokens_per_s=gen["memory"],
-                 peak_train_mib=peaks["memory"]),
-            dict(model="BaselineLM", params=n_params(base), tokens_per_s=tps[base], generate_tokens_per_s=gen["baseline"],
-                 peak_train_mib=peaks["baseline"])]
-    rows.append(dict(model="ratio memory/baseline", params=rows[0]["params"] / rows[1]["params"],
-                     tokens_per_s=tps[mem] / tps[base], generate_tokens_per_s=gen["memory"] / gen["baseline"],
-                     peak_train_mib=rows[0]["peak_train_mib"] / max(rows[1]["peak_train_mib"], 1e-9)))
-    return pd.DataFrame(rows), mem_cfg
+    rows = [dict(model=k, params=n_params(runs[k][0]), tokens_per_s=t[k][1] / t[k][0], generate_tokens_per_s=gen[k],
+                 peak_train_mib=peaks[k]) for k in names]
+    base = rows[-1]
+    rows += [dict(model=f"ratio {r['model']}/baseline", **{c: r[c] / base[c] for c in r if c != "model"}) for r in rows[:-1]]
+    return pd.DataFrame(rows), runs["MemoryLM"][0].config
+
+
+def with_key_cache(model, mode):
+    "A copy of the memory `model` with `cache_keys=mode` (its gates drop or build their key caches at their next call)."
+    m = copy.deepcopy(model)
+    m.config.cache_keys = mode                                   # (the gates share the model's config)
+    return m
 
 
 def generation_throughput(rounds=6, batch=8, new_tokens=48):
@@ -133,8 +173,10 @@ def generation_throughput(rounds=6, batch=8, new_tokens=48):
     interleaved in one process: `batch` prompts of bundled held-out text, `new_tokens` new tokens each (no early stop)."""
     tok = load_local_tokenizer()
     mem_cfg, base_cfg = equal_size_configs(tok)
-    models = {"memory": trained("ours_s1500", "memory", mem_cfg, 1500)[0].eval(),
-              "baseline": trained("baseline_equal_size_s1500", "baseline", base_cfg, 1500)[0].eval()}
+    mem = trained("ours_s1500", "memory", mem_cfg, 1500)[0].eval()
+    models = {"MemoryLM": mem, "MemoryLM (cache_keys='always')": with_key_cache(mem, "always"),
+              "MemoryLM (cache_keys='never')": with_key_cache(mem, "never"),
+              "BaselineLM": trained("baseline_equal_size_s1500", "baseline", base_cfg, 1500)[0].eval()}
     texts = [json.loads(l)["text"] for l in (DATA / "pretrain_eval.jsonl").read_text().splitlines() if l.strip()]
     ids = [i[:24] for i in (tok.encode(t, add_special_tokens=False) for t in texts) if len(i) >= 24]
     prompt = torch.tensor(ids[:batch])
@@ -145,9 +187,9 @@ def generation_throughput(rounds=6, batch=8, new_tokens=48):
                              use_cache=True, eos_token_id=None, pad_token_id=0)
         return time.perf_counter() - t0, (out.shape[1] - prompt.shape[1]) * len(prompt)
     for m in models.values(): run(m)                                          # warm-up
-    t = {k: [0.0, 0] for k in models}
+    t, names = {k: [0.0, 0] for k in models}, list(models)
     for r in range(rounds):
-        for k in (("memory", "baseline") if r % 2 == 0 else ("baseline", "memory")):
+        for k in names[r % len(names):] + names[:r % len(names)]:
             s, n = run(models[k]); t[k][0] += s; t[k][1] += n
     return {k: n / s for k, (s, n) in t.items()}
 
@@ -163,8 +205,8 @@ def step_breakdown(steps=20, warmup=5):
     from explicitlm.fusion import MemoryLayer, SlotReader
     from explicitlm.gate import ProductKeyGate
     tok, cols = load_local_tokenizer(), {}
-    for kind in ("memory", "baseline"):
-        model, stream, cfg, opt = setup(kind, tok)
+    for name, (kind, over) in VARIANTS.items():
+        model, stream, cfg, opt = setup(kind, tok, **over)
         t, inner = dict.fromkeys(("fact batch", "forward", "backward", "optimizer"), 0.0), {}
         def wrap(owner, name, label):
             f = getattr(owner, name)
@@ -187,10 +229,10 @@ def step_breakdown(steps=20, warmup=5):
                 for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)): t[k] += v
         finally:
             for p in patches: p.stop()
-        cols[kind] = {**{k: v / steps * 1000 for k, v in t.items()}, **{k: v / steps * 1000 for k, v in inner.items()}}
-        cols[kind]["step"] = sum(cols[kind][k] for k in ("fact batch", "forward", "backward", "optimizer"))
+        cols[name] = {**{k: v / steps * 1000 for k, v in t.items()}, **{k: v / steps * 1000 for k, v in inner.items()}}
+        cols[name]["step"] = sum(cols[name][k] for k in ("fact batch", "forward", "backward", "optimizer"))
     rows = ["step", "fact batch", "forward", *ORDER[2:], "backward", "optimizer"]
-    return pd.DataFrame([dict(part=r, memory_ms=cols["memory"].get(r), baseline_ms=cols["baseline"].get(r)) for r in rows])
+    return pd.DataFrame([dict(part=r, **{f"{name} ms": c.get(r) for name, c in cols.items()}) for r in rows])
 
 
 def top_ops(steps=10, n=12):
@@ -254,6 +296,8 @@ def retrieval_scaling(sizes, batch=16, seq=64, dim=128, kd=64, length=16, mode="
         bank = MemoryBank(n, length)
         bank.update_tokens(torch.arange(n), torch.randint(1, cfg.vocab_size, (n, length)))
         gate.cluster_keys(bank, emb)                                          # files every entry once (not timed)
+        gate_no_cache = copy.deepcopy(gate)                                   # the same gate keeping no key cache
+        gate_no_cache.config.cache_keys = "never"; gate_no_cache.key_cache = None
         x = torch.randn(batch, seq, dim)
         q = gate.gate_proj(x).reshape(-1, kd)
         vecs = gate.key_cache                                                  # brute force gets these for free
@@ -261,17 +305,19 @@ def retrieval_scaling(sizes, batch=16, seq=64, dim=128, kd=64, length=16, mode="
         rows.append(dict(knowledge_num=n, query_mode=mode, queries=q.shape[0] if mode == "token" else batch,
                          stage1_ms=timed(lambda: gate.candidates(x)),
                          gate_total_ms=timed(lambda: gate(x, bank, emb)),
+                         gate_no_cache_ms=timed(lambda: gate_no_cache(x, bank, emb)),
                          brute_force_ms=timed(lambda: brute_force_topk(q if mode == "token" else q.reshape(batch, seq, kd).mean(1), vecs, k), repeat=3)))
         rows[-1]["brute/stage1"] = rows[-1]["brute_force_ms"] / rows[-1]["stage1_ms"]
         rows[-1]["gate/stage1"] = rows[-1]["gate_total_ms"] / rows[-1]["stage1_ms"]
         rows[-1]["ours_held_mib"] = held_mib(bank.tokens, gate.key_cache, *gate.buffers(), *gate.parameters())
+        rows[-1]["ours_no_cache_held_mib"] = held_mib(bank.tokens, *gate_no_cache.buffers(), *gate_no_cache.parameters())
         peer = peer_pkm(n, dim, kd, k) if mode == "token" else None
         if peer is not None:                    # its whole forward: scores, top-k, the weighted sum of value vectors
             rows[-1]["peer_pkm_ms"] = timed(lambda: peer(x))
             rows[-1]["gate/peer"] = rows[-1]["gate_total_ms"] / rows[-1]["peer_pkm_ms"]
             rows[-1]["peer_held_mib"] = held_mib(*peer.parameters(), *peer.buffers())
         print(rows[-1], flush=True)
-        del vecs, bank, peer
+        del vecs, bank, peer, gate_no_cache
     return pd.DataFrame(rows)
 
 
@@ -290,6 +336,7 @@ def main(argv=None):
 
 def training_table(name=""):
     tp, mem_cfg = throughput()
+    peaks = tensor_peaks()
     parts = step_breakdown()
     sizes = backbone_scaling()
     ops = top_ops()
@@ -299,7 +346,15 @@ def training_table(name=""):
                   "true objects, for the baseline).",
                   "generate_tokens_per_s: KV-cached greedy generation (transformers' GenerationMixin.generate, no stop at EOS) of the trained reference models (bench/knowledge.py's "
                   "'ours' and equal-size baseline, 1,500 steps), 8 prompts of 24 tokens x 48 new tokens, 6 interleaved rounds.",
-                  "peak_train_mib = peak resident memory added by building the model and training it 20 steps, in a fresh subprocess (sampled every ms).",
+                  "peak_train_mib = peak resident memory added by building the model and training it 20 steps, in a fresh subprocess (sampled every ms); "
+                  "each model on its own recipe's batches (the memory model's are longer), so read the tensor table below for target 2.",
+                  "MemoryLM = cache_keys='inference' (the default): no key cache in training (stage 2 re-encodes its candidates' "
+                  "keys from their tokens at each call), every entry's key cached for generation. cache_keys='always': the cache "
+                  "in training too; 'never': no key cache at all. Their generation rows are the same trained model switched.",
+                  "Peak tensor memory: every allocation of torch's CPU allocator from before the model is built (torch.profiler, "
+                  "profile_memory), 6 training steps in a fresh process, every model on the memory model's batches (identical token ids); "
+                  "live_at_start = parameters, bank, cell index and key caches before the first step; target 2: "
+                  "over_baseline_mib <= allowance_mib = 1.5x the bank's bytes (token ids).",
                   "CPU, float32, batches of 24 fact statements + 8 bundled biographies.",
                   "Where the time goes: ms per step, mean of 20 steps after 5 warm-up steps, each model alone, same recipe "
                   "(forward includes the bank overlay's writes and the retrieval loss; indented rows are parts of the row above "
@@ -308,7 +363,8 @@ def training_table(name=""):
                   "at the seeds' MiniMind size, freshly initialised, 3 interleaved rounds of 4 steps; generation 8 prompts x 32 "
                   "new tokens with the gate selecting at every position (null_threshold=-1)."],
                  dict(fusion_dim=mem_cfg.fusion_dim, dim=mem_cfg.dim, n_layers=mem_cfg.n_layers, knowledge_num=mem_cfg.knowledge_num),
-                 extra=[("Where a training step's time goes (ms per step)", parts),
+                 extra=[("Peak tensor memory of training on identical batches (MiB)", peaks),
+                        ("Where a training step's time goes (ms per step)", parts),
                         ("Memory/baseline by backbone size (the memory layer's overhead is mostly per operation)", sizes),
                         ("Top operators by self CPU time per training step (torch.profiler, 10 steps)", ops)])
 
@@ -321,6 +377,8 @@ def retrieval_table(sizes, t0, name=""):
                   "stage1_ms: the product-key stage (query projection, sub-key scores, the best cells' entries up to "
                   "num_candidates_internal); gate_total_ms: the full gate (stage 1, the candidates' cached keys, per-position "
                   "re-scoring, selection). Filing the entries in their cells is done once beforehand (cluster_keys) and not timed.",
+                  "gate_no_cache_ms / ours_no_cache_held_mib: the same gate with cache_keys='never' (stage 2 re-encodes the "
+                  "candidates' keys from their tokens at each call; it holds the bank, its cell index and the weights, no keys).",
                   "brute_force_ms: exact top-k of the same queries against every entry vector (precomputed, chunked) — "
                   "O(knowledge_num) per query, the cost product keys avoid.",
                   "token mode: one query per token (MiniMind), num_candidates_internal=32; mean mode: one query per sequence "

@@ -30,24 +30,27 @@ from explicitlm.eval import eval_loss, load_facts, mcq_accuracy
 from explicitlm.data import load_omcq
 
 # name: (model overrides, training overrides, steps key) — every ablation changes one thing of "ours"
+# (the 600-step rows and "10% text: ours" were trained before the default became cache_keys='inference' and keep the
+# key cache in training, as their reference "ours, 600 steps" does: read them against each other)
+ALWAYS = dict(cache_keys="always")
 ROWS = {
     "ours": ({}, {}, "main"),
+    "ours, key cache in training (cache_keys='always')": (ALWAYS, {}, "main"),
     "baseline (equal size)": (None, {}, "main"),
     "seeds' design": (dict(SEEDS_DESIGN), dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0), "main"),
-    "ours, no key cache in training (cache_keys='inference')": (dict(cache_keys="inference"), {}, "main"),
     "seeds' design, text only (their training)": (dict(SEEDS_DESIGN), dict(fact_sequences=0, batch_size=32), "short"),
     "seeds' design + EMA update (freeze_ratio 0.2)": (dict(SEEDS_DESIGN), dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0,
                                                                              ema_update=True), "short"),
-    "ours, 600 steps": ({}, {}, "short"),
-    "- slot reader (seeds' pooled reader)": (dict(reader="pooled", copy_head=False), {}, "short"),
-    "- copy head": (dict(copy_head=False), {}, "short"),
-    "- cosine score (dot)": (dict(retrieval_score="dot"), {}, "short"),
-    "- residual query (h_attn, the seeds')": (dict(query_source="attention"), {}, "short"),
-    "- counterfactual objects": ({}, dict(counterfactual=0.0, delete=0.0, new_subjects=0.0, distractors=0), "short"),
-    "- teacher forcing": ({}, dict(teacher_forcing=0.0), "short"),
-    "- retrieval supervision": ({}, dict(retrieval_weight=0.0), "short"),
-    "- 2/3 of the fact statements (8 per batch)": ({}, dict(fact_sequences=8), "short"),
-    "10% text: ours": ({}, {}, "low"),
+    "ours, 600 steps": (ALWAYS, {}, "short"),
+    "- slot reader (seeds' pooled reader)": (dict(ALWAYS, reader="pooled", copy_head=False), {}, "short"),
+    "- copy head": (dict(ALWAYS, copy_head=False), {}, "short"),
+    "- cosine score (dot)": (dict(ALWAYS, retrieval_score="dot"), {}, "short"),
+    "- residual query (h_attn, the seeds')": (dict(ALWAYS, query_source="attention"), {}, "short"),
+    "- counterfactual objects": (ALWAYS, dict(counterfactual=0.0, delete=0.0, new_subjects=0.0, distractors=0), "short"),
+    "- teacher forcing": (ALWAYS, dict(teacher_forcing=0.0), "short"),
+    "- retrieval supervision": (ALWAYS, dict(retrieval_weight=0.0), "short"),
+    "- 2/3 of the fact statements (8 per batch)": (ALWAYS, dict(fact_sequences=8), "short"),
+    "10% text: ours": (ALWAYS, {}, "low"),
     "10% text: baseline": (None, {}, "low"),
 }
 MAIN = ["ours", "baseline (equal size)", "seeds' design"]
@@ -150,9 +153,11 @@ def write_table(rows, paras, names, a, t0, tok):
              "two_hop: 'The company that X worked for was based in' / 'The city that X came from lies in' for bank-only people; "
              "edit_hop1/2: the answer after editing X's entry (to a company/city with another answer) or the company's/city's entry.",
              "sensitivity: accuracy with the fact's entry minus accuracy with a counterfactual entry in its place.",
-             "ours, no key cache in training: the same model and recipe with cache_keys='inference' — in training stage 2 "
-             "re-encodes its candidates' keys from their tokens at each call instead of reading a key cache (fresher keys; a "
-             "training step holds the bank and its cell index only, see bench/results/cost_training.md); evaluated with the cache.",
+             "ours: cache_keys='inference' (the default) — in training, stage 2 re-encodes its candidates' keys from their "
+             "tokens at each call (current keys; a training step holds the bank and its cell index, no key cache: "
+             "bench/results/cost_training.md); evaluated with the key cache. 'ours, key cache in training': the same with "
+             "cache_keys='always' (training scores cached keys, refreshed for written entries and at each re-clustering). "
+             "The 600-step rows and '10% text: ours' were trained with cache_keys='always'.",
              "10% text: 10% of the pretraining texts and 10% of the train subjects in the fact stream; the bank holds every fact.",
              "train_s and tokens/s vs baseline come from each row's own training run, and rows may have shared the machine "
              "with other work: read speed from bench/results/cost_training.md, which interleaves both models in one process.",

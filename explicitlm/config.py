@@ -73,10 +73,10 @@ class MemoryConfig(PreTrainedConfig):
                                     # sits in its best cell, so an edit re-places it at once; "learned": trained keys, cell i is
                                     # entry i (the seeds')
     subkey_topk: int = 8            # best sub-keys per half combined in stage 1 (subkey_topk² cells are probed)
-    cache_keys: str = "always"      # when the gate keeps every entry's key (knowledge_dim floats per entry and memory layer)
-                                    # for stage 2 to gather: "always"; "inference" (not in training: it then re-encodes its
-                                    # candidates' keys from their tokens, and training holds the bank and its cell index
-                                    # only); "never" (bench/results/cost_*.md)
+    cache_keys: str = "inference"   # when the gate keeps every entry's key (knowledge_dim floats per entry and memory layer)
+                                    # for stage 2 to gather: "inference" (not in training: there it re-encodes its
+                                    # candidates' keys from their tokens — current keys, and a training step holds the bank
+                                    # and its cell index only), "always", or "never" (bench/results/cost_*.md, knowledge.md)
     retrieval_score: str = "cosine" # stage-2 score: "cosine" (times a learned scale) or "dot" (q·k/sqrt(knowledge_dim), the seeds')
     null_threshold: float = 0.3     # cosine scores: initial value of the learned threshold below which nothing is selected
                                     # (-1: select always, until training moves it)
