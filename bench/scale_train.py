@@ -5,7 +5,7 @@ The reference model (`bench/knowledge.py`'s "ours", 1,500 steps with a 4,096-ent
 (`bench/scale.py`'s filler), and `--free` empty slots where the fact stream writes its new subjects and distractors.
 The recipe is the reference one (counterfactual fact statements with the bank overlay, teacher forcing, retrieval
 loss) at a lower learning rate. Reported: training tokens/s (against the same recipe with the 4,096-entry bank in the
-same run), peak resident memory, the bank's bytes (token ids in the narrowest dtype) and the key caches' bytes, and
+same run), peak resident memory, the bank's bytes (token ids in the narrowest dtype), the cell index's and key caches' bytes, and
 the knowledge numbers of `bench/scale.py` before and after training at that size.
 
     python bench/scale_train.py                          # 1M entries, 300 steps (~30 min on 2 CPU cores)
@@ -42,11 +42,11 @@ def train_at_size(model, tok, steps: int, out: Path, lr: float, recluster_every:
                 rss_before_mib=peak.start, peak_rss_mib=peak.peak, final_train_loss=float(m.train_loss.iloc[-1]))
 
 
-def cache_bytes(model) -> int:
-    "Bytes of every gate's key cache and cell index (derived from the bank; rebuilt, not saved)."
+def index_bytes(model, key_caches: bool) -> int:
+    "Bytes of every gate's key cache (`key_caches`) or cell index (derived from the bank; rebuilt, not saved)."
     gates = [g for g in model.modules() if isinstance(g, ProductKeyGate)]
-    return sum(t.numel() * t.element_size() for g in gates for t in (g.key_cache, g.entry_cell, g.cell_order, g.cell_starts)
-               if t is not None)
+    parts = lambda g: (g.key_cache,) if key_caches else (g.entry_cell, g.cell_order, g.cell_starts)
+    return sum(t.numel() * t.element_size() for g in gates for t in parts(g) if t is not None)
 
 
 def main(argv=None):
@@ -73,7 +73,8 @@ def main(argv=None):
         t_build = time.time() - t0
         row = dict(knowledge_num=size, filled=int(bank.valid.sum()), token_dtype=str(bank.tokens.dtype).replace("torch.", ""),
                    bank_mib=sum(t.numel() * t.element_size() for t in (bank.tokens, bank.valid, bank.frozen)) / 2**20,
-                   key_cache_mib=cache_bytes(model) / 2**20, build_s=t_build)
+                   index_mib=index_bytes(model, False) / 2**20, key_cache_eval_mib=index_bytes(model, True) / 2**20,
+                   build_s=t_build)
         pre = measure(model, tok, facts, size, t_build)
         row.update({f"{k}_before": pre[k] for k in ("recall_bank_only", "hit1_bank_only", "edit_efficacy", "hit_k_layer1")})
         row.update(train_at_size(model, tok, steps, WORK / f"scale_train_{size}", a.lr, a.recluster_every))
@@ -89,6 +90,7 @@ def main(argv=None):
         print(json.dumps(row), flush=True)
         del model, bank
     df = pd.DataFrame(rows)
+    model_cache_keys = ours.config.cache_keys
     ratio = rows[1]["tokens_per_s"] / rows[0]["tokens_per_s"]
     notes = [f"Both rows start from the same trained model (bench/knowledge.py's 'ours', {STEPS} steps with a 4,096-entry "
              f"bank) and train on with the reference recipe (24 counterfactual fact statements + 8 texts per batch, teacher "
@@ -98,8 +100,9 @@ def main(argv=None):
              "windows of 10 steps; windows with a re-clustering are slower).",
              f"Bank: the corpus's {len(corpus_texts)} facts, generated canonical facts (bench/scale.py's filler, seed 11), "
              f"and {min(a.free, a.size // 8):,} empty slots for the fact stream's new subjects and distractors. bank_mib: "
-             "token ids (narrowest dtype holding the vocabulary) + valid and frozen masks; key_cache_mib: every memory "
-             "layer's key cache and cell index (derived, rebuilt after loading, not saved).",
+             "token ids (narrowest dtype holding the vocabulary) + valid and frozen masks; index_mib: every memory layer's "
+             "cell index; key_cache_eval_mib: their key caches, which the model keeps for evaluation only (cache_keys="
+             f"{model_cache_keys!r}: a training step holds none unless it is 'always'); both derived, rebuilt after loading, not saved.",
              "peak_rss_mib: peak resident memory of the whole process during training (the model, both banks' data, the "
              "tokenizer, the fact stream), sampled every 5 ms; rss_before_mib: just before training.",
              "_before / _after: bench/scale.py's measures at this bank size before and after the training steps (stage-1 "

@@ -137,7 +137,8 @@ class ProductKeyGate(nn.Module):
         self.register_buffer("cell_starts", torch.zeros(config.num_keys ** 2 + 1, dtype=torch.long), persistent=False)
         self.key_cache: torch.Tensor | None = None        # every entry's key (see `sync`), when `keeps_keys()`
         # the seeds' pooled reader fuses the selected keys themselves, so the selection's gradient must reach them; the
-        # slot reader reads tokens and its keys learn from retrieval supervision: stage 2 then scores cached keys
+        # slot reader reads tokens and its keys learn from retrieval supervision: stage 2 then scores keys without autograd
+        # (cached, or encoded afresh: see `cache_keys`)
         self.keys_learn_from_selection = config.reader == "pooled" or config.key_layout == "learned"
         self.synced: tuple | None = None                  # (bank, bank version, weights signature) of the index
 
