@@ -100,10 +100,14 @@ def _peak_child(kind, overrides, steps, q):
     q.put(rss.peak - rss.start)
 
 
-def peak_mib(kind, overrides, steps=20):
+def in_fresh_process(target, *args):
+    "What `target(*args, queue)` puts on its queue, run in a fresh (spawned) process: nothing allocated here counts."
     ctx = mp.get_context("spawn"); q = ctx.Queue()
-    p = ctx.Process(target=_peak_child, args=(kind, overrides, steps, q)); p.start(); v = q.get(); p.join()
+    p = ctx.Process(target=target, args=(*args, q)); p.start(); v = q.get(); p.join()
     return v
+
+
+def peak_mib(kind, overrides, steps=20): return in_fresh_process(_peak_child, kind, overrides, steps)
 
 
 def _tensor_peak_child(kind, overrides, steps, q):
@@ -128,10 +132,7 @@ def _tensor_peak_child(kind, overrides, steps, q):
 def tensor_peaks(steps=6):
     """Peak live tensor memory of training, memory vs baseline on identical batches (the memory model's: its recipe adds
     longer statements), per key-cache setting; target: memory <= baseline + 1.5x the bank's own bytes."""
-    ctx, got = mp.get_context("spawn"), {}
-    for name, (kind, over) in VARIANTS.items():
-        q = ctx.Queue(); p = ctx.Process(target=_tensor_peak_child, args=(kind, over, steps, q)); p.start()
-        got[name] = q.get(); p.join()
+    got = {name: in_fresh_process(_tensor_peak_child, kind, over, steps) for name, (kind, over) in VARIANTS.items()}
     base, rows = got["BaselineLM"], []
     for name, g in got.items():
         rows.append(dict(model=name, live_at_start_mib=g["start"], peak_mib=g["peak"], over_baseline_mib=g["peak"] - base["peak"],
