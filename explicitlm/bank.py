@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_bank.ipynb #c003
 from __future__ import annotations
-import hashlib, json, math, os, warnings
+import hashlib, json, math, os, threading, warnings, weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -17,8 +17,9 @@ from .config import MemoryConfig, is_perfect_square
 from .files import load_torch, save_torch
 
 # %% auto #0
-__all__ = ['read_knowledge_texts', 'token_dtype', 'MemoryBank', 'token_ids', 'tokenizer_fingerprint', 'bank_cache_key',
-           'build_bank', 'check_bank', 'lookup_table', 'weighted_embedding_sum', 'unique_ids', 'EntryEncoder']
+__all__ = ['read_knowledge_texts', 'token_dtype', 'BankLock', 'FreshLock', 'MemoryBank', 'token_ids', 'tokenizer_size',
+           'tokenizer_fingerprint', 'bank_cache_key', 'build_bank', 'check_bank', 'lookup_table',
+           'weighted_embedding_sum', 'unique_ids', 'EntryEncoder']
 
 # %% ../nbs/01_bank.ipynb #c008
 def _item_text(item, i: int, source) -> str:
@@ -59,6 +60,55 @@ def token_dtype(vocab_size: int | None) -> torch.dtype:
     if vocab_size < 1: raise ValueError(f"vocab_size={vocab_size} must be >= 1")
     return torch.int16 if vocab_size <= 2 ** 15 else torch.int32 if vocab_size <= 2 ** 31 else torch.long
 
+# %% ../nbs/01_bank.ipynb #c081
+class BankLock:
+    "Readers-writer lock of a bank: forwards read together; a write waits for them and holds new readers back. Re-entrant per thread."
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._readers: dict[int, int] = {}          # thread id -> nesting depth
+        self._writer, self._depth, self._waiting = None, 0, 0
+    def __reduce__(self): return (type(self), ())    # copies and pickles get a fresh, free lock
+    def __deepcopy__(self, memo): return type(self)()
+
+    @contextmanager
+    def reading(self):
+        "Hold the bank unchanged for the block (other readers may read at the same time)."
+        me = threading.get_ident()
+        with self._cond:
+            while not (me in self._readers or self._writer == me) and (self._writer is not None or self._waiting):
+                self._cond.wait()
+            self._readers[me] = self._readers.get(me, 0) + 1
+        try: yield
+        finally:
+            with self._cond:
+                self._readers[me] -= 1
+                if not self._readers[me]: del self._readers[me]
+                self._cond.notify_all()
+
+    @contextmanager
+    def writing(self):
+        "Hold the bank for writing: no other thread reads or writes it during the block."
+        me = threading.get_ident()
+        with self._cond:
+            self._waiting += 1
+            try:
+                while self._writer not in (None, me) or any(t != me for t in self._readers): self._cond.wait()
+            finally: self._waiting -= 1
+            self._writer = me; self._depth += 1
+        try: yield
+        finally:
+            with self._cond:
+                self._depth -= 1
+                if not self._depth: self._writer = None
+                self._cond.notify_all()
+
+class FreshLock:
+    "A re-entrant lock that copies and pickles as a new, free lock (for state kept by modules that get deep-copied)."
+    def __init__(self): self._lock = threading.RLock()
+    def __enter__(self): return self._lock.__enter__()
+    def __exit__(self, *exc): return self._lock.__exit__(*exc)
+    __reduce__, __deepcopy__ = BankLock.__reduce__, BankLock.__deepcopy__
+
 # %% ../nbs/01_bank.ipynb #c011
 class MemoryBank(nn.Module):
     "`knowledge_num` entries of `knowledge_length` token ids, with `valid` and `frozen` masks, stored as buffers."
@@ -72,6 +122,7 @@ class MemoryBank(nn.Module):
         self.register_buffer("valid", torch.zeros(knowledge_num, dtype=torch.bool))
         self.register_buffer("frozen", torch.zeros(knowledge_num, dtype=torch.bool))
         self.version, self._log_start, self._changes = 0, 0, []   # see `touch` below
+        self.lock = BankLock()                                    # see `BankLock` above
 
     def __len__(self): return self.knowledge_num
     def extra_repr(self):
@@ -136,6 +187,7 @@ def encode_texts(self: MemoryBank, texts: Sequence[str], tokenizer=None, progres
     "Rows `[len(texts), knowledge_length]` of token ids (cut to length, padded) and how many texts were cut."
     tokenizer = tokenizer or self.tokenizer
     if tokenizer is None: raise ValueError("this bank has no tokenizer: pass tokenizer=... or set bank.tokenizer")
+    self.check_tokenizer(tokenizer)
     texts, L = list(texts), self.knowledge_length
     rows, truncated = torch.full((len(texts), L), self.pad_token_id, dtype=torch.long), 0
     with tqdm(total=len(texts), desc="tokenizing bank entries", disable=not progress or len(texts) < 2000) as bar:
@@ -144,7 +196,47 @@ def encode_texts(self: MemoryBank, texts: Sequence[str], tokenizer=None, progres
             truncated += sum(len(i) > L for i in ids)
             rows[s:s + len(ids)] = torch.tensor([i[:L] + [self.pad_token_id] * (L - len(i[:L])) for i in ids], dtype=torch.long)
             bar.update(len(ids))
+    self.check_token_ids(rows)
     return rows, truncated
+
+# %% ../nbs/01_bank.ipynb #c084
+def tokenizer_size(tokenizer) -> int:
+    "Number of token ids `tokenizer` can produce (`len` of a transformers tokenizer, `get_vocab_size` of a `tokenizers.Tokenizer`)."
+    return len(tokenizer) if hasattr(tokenizer, "__len__") else tokenizer.get_vocab_size()
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    "A short hash of a tokenizer's vocabulary and class (changes when the ids would change)."
+    vocab = sorted(tokenizer.get_vocab().items())
+    return hashlib.sha256((type(tokenizer).__name__ + json.dumps(vocab)).encode()).hexdigest()[:16]
+
+_same_vocabulary = weakref.WeakKeyDictionary()       # tokenizer -> fingerprint, for tokenizers already compared
+
+def _fingerprint(tokenizer) -> str:
+    try: return _same_vocabulary.setdefault(tokenizer, tokenizer_fingerprint(tokenizer))
+    except TypeError: return tokenizer_fingerprint(tokenizer)     # (an object without weak references: not cached)
+
+@patch
+def check_token_ids(self: MemoryBank, rows: torch.Tensor):
+    "Raise naming the id and the vocabulary when `rows` hold an id this bank's model cannot embed (or a negative one)."
+    if not rows.numel(): return
+    lo, hi = int(rows.min()), int(rows.max())
+    if lo < 0: raise ValueError(f"token id {lo} is negative: bank entries hold token ids in 0..{(self.vocab_size or 2**31) - 1}")
+    limit = self.vocab_size if self.vocab_size is not None else torch.iinfo(self.tokens.dtype).max + 1
+    if hi >= limit:
+        raise ValueError(f"token id {hi} is outside this bank's vocabulary (vocab_size={limit}): the text was tokenized with "
+                         "another tokenizer; write with the model's own (bank.tokenizer)")
+
+@patch
+def check_tokenizer(self: MemoryBank, tokenizer):
+    "Refuse `tokenizer` when it has more tokens than the bank's vocabulary or, if the bank knows its tokenizer, another vocabulary."
+    n = tokenizer_size(tokenizer)
+    if self.vocab_size is not None and n > self.vocab_size:
+        raise ValueError(f"the tokenizer has {n} tokens but this bank's model embeds vocab_size={self.vocab_size}: it is "
+                         "another model's tokenizer; write with the model's own (bank.tokenizer)")
+    own = self.tokenizer
+    if own is not None and tokenizer is not own and _fingerprint(tokenizer) != _fingerprint(own):
+        raise ValueError(f"the tokenizer ({type(tokenizer).__name__}, {n} tokens) has another vocabulary than this bank's "
+                         f"({type(own).__name__}, {tokenizer_size(own)} tokens): write with the bank's own (bank.tokenizer)")
 
 # %% ../nbs/01_bank.ipynb #c015
 @patch(cls_method=True)
@@ -200,10 +292,14 @@ def edit(self: MemoryBank, index: int, text: str, tokenizer=None, force: bool = 
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"edit of entry {idx}: empty text {text!r}; to delete an entry use bank.clear({idx})")
     rows, truncated = self.encode_texts([text], tokenizer, progress=False)
+    if not (rows[0] != self.pad_token_id).any():
+        raise ValueError(f"edit of entry {idx}: {text!r} is only padding (pad_token_id={self.pad_token_id}) once tokenized; "
+                         f"to delete an entry use bank.clear({idx})")
     if truncated: warnings.warn(f"edit of entry {idx} truncated to knowledge_length={self.knowledge_length} tokens")
-    old = self.tokens[idx].clone()
-    self.tokens[idx] = rows[0].to(self.tokens); self.valid[idx] = True
-    self.touch([idx])
+    with self.lock.writing():
+        old = self.tokens[idx].clone()
+        self.tokens[idx] = rows[0].to(self.tokens); self.valid[idx] = True
+        self.touch([idx])
     return old
 
 @patch
@@ -219,17 +315,19 @@ def clear(self: MemoryBank, indices, force: bool = False) -> int:
     idx = self.check_indices(indices).flatten()
     if not force and self.frozen[idx].any():
         raise ValueError(f"entry {int(idx[self.frozen[idx]][0])} is frozen: unfreeze it first or pass force=True")
-    self.tokens[idx] = self.pad_token_id; self.valid[idx] = False
-    self.touch(idx)
+    with self.lock.writing():
+        self.tokens[idx] = self.pad_token_id; self.valid[idx] = False
+        self.touch(idx)
     return len(idx)
 
 @patch
 def insert(self: MemoryBank, text: str, tokenizer=None) -> int:
     "Write `text` into the first empty slot; returns its index (raises when the bank is full)."
-    free = (~self.valid).nonzero().flatten()
-    if not len(free): raise ValueError(f"the bank is full: all {self.knowledge_num} entries hold text; clear(...) some first")
-    i = int(free[0])
-    self.edit(i, text, tokenizer)
+    with self.lock.writing():                       # (two threads inserting at once take two slots)
+        free = (~self.valid).nonzero().flatten()
+        if not len(free): raise ValueError(f"the bank is full: all {self.knowledge_num} entries hold text; clear(...) some first")
+        i = int(free[0])
+        self.edit(i, text, tokenizer)
     return i
 
 # %% ../nbs/01_bank.ipynb #c054
@@ -243,8 +341,9 @@ def snapshot(self: MemoryBank, indices) -> tuple[torch.Tensor, torch.Tensor, tor
 def restore(self: MemoryBank, saved: tuple) -> int:
     "Write back the entries `snapshot` saved (token ids and valid flags, frozen or not); returns how many."
     idx, tokens, valid = saved
-    self.tokens[idx] = tokens; self.valid[idx] = valid
-    self.touch(idx)
+    with self.lock.writing():
+        self.tokens[idx] = tokens; self.valid[idx] = valid
+        self.touch(idx)
     return len(idx)
 
 # %% ../nbs/01_bank.ipynb #c057
@@ -257,9 +356,11 @@ def overlay(self: MemoryBank, indices, new_tokens: torch.Tensor):
     if len(idx.unique()) != len(idx): raise ValueError("overlay indices must be distinct")
     if new_tokens.shape[-1] != self.knowledge_length:
         raise ValueError(f"new_tokens have length {new_tokens.shape[-1]}, the bank's knowledge_length is {self.knowledge_length}")
-    saved = self.snapshot(idx)
-    self.tokens[idx] = new_tokens.to(self.tokens); self.valid[idx] = (new_tokens != self.pad_token_id).any(-1)
-    self.touch(idx)
+    self.check_token_ids(new_tokens)
+    with self.lock.writing():
+        saved = self.snapshot(idx)
+        self.tokens[idx] = new_tokens.to(self.tokens); self.valid[idx] = (new_tokens != self.pad_token_id).any(-1)
+        self.touch(idx)
     try: yield self
     finally: self.restore(saved)
 
@@ -271,9 +372,10 @@ def preserved(self: MemoryBank):
     saved = self.tokens.clone(), self.valid.clone(), self.frozen.clone()
     try: yield self
     finally:
-        changed = ((self.tokens != saved[0]).any(-1) | (self.valid != saved[1])).nonzero().flatten()
-        self.tokens.copy_(saved[0]); self.valid.copy_(saved[1]); self.frozen.copy_(saved[2])
-        if len(changed): self.touch(changed)
+        with self.lock.writing():
+            changed = ((self.tokens != saved[0]).any(-1) | (self.valid != saved[1])).nonzero().flatten()
+            self.tokens.copy_(saved[0]); self.valid.copy_(saved[1]); self.frozen.copy_(saved[2])
+            if len(changed): self.touch(changed)
 
 # %% ../nbs/01_bank.ipynb #c023
 @patch
@@ -304,12 +406,12 @@ def update_tokens(self: MemoryBank, indices, new_tokens: torch.Tensor) -> int:
     new_tokens = torch.as_tensor(new_tokens, dtype=torch.long, device=self.tokens.device).reshape(len(idx), -1)
     if new_tokens.shape[-1] != self.knowledge_length:
         raise ValueError(f"new_tokens have length {new_tokens.shape[-1]}, the bank's knowledge_length is {self.knowledge_length}")
-    if self.vocab_size is not None and new_tokens.numel() and new_tokens.max() >= self.vocab_size:
-        raise ValueError(f"token id {int(new_tokens.max())} is outside the bank's vocabulary (vocab_size={self.vocab_size})")
-    if new_tokens.numel() and new_tokens.min() < 0: raise ValueError(f"token id {int(new_tokens.min())} is negative")
-    keep = ~self.frozen[idx]
-    self.tokens[idx[keep]] = new_tokens[keep].to(self.tokens); self.valid[idx[keep]] = True
-    self.touch(idx[keep])
+    self.check_token_ids(new_tokens)
+    with self.lock.writing():
+        keep = ~self.frozen[idx]
+        rows = new_tokens[keep]
+        self.tokens[idx[keep]] = rows.to(self.tokens); self.valid[idx[keep]] = (rows != self.pad_token_id).any(-1)   # (all padding: empty)
+        self.touch(idx[keep])
     return int(keep.sum())
 
 # %% ../nbs/01_bank.ipynb #c029
@@ -363,11 +465,6 @@ def load(cls: MemoryBank, path: str | Path, tokenizer=None) -> MemoryBank:
     return bank
 
 # %% ../nbs/01_bank.ipynb #c038
-def tokenizer_fingerprint(tokenizer) -> str:
-    "A short hash of a tokenizer's vocabulary and class (changes when the ids would change)."
-    vocab = sorted(tokenizer.get_vocab().items())
-    return hashlib.sha256((type(tokenizer).__name__ + json.dumps(vocab)).encode()).hexdigest()[:16]
-
 def bank_cache_key(texts: Sequence[str], tokenizer, knowledge_num: int, knowledge_length: int) -> str:
     "Cache key of a bank built from `texts` with `tokenizer` and this shape."
     h = hashlib.sha256()

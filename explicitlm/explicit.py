@@ -14,8 +14,9 @@ from safetensors.torch import save_file, load_file
 from fastcore.basics import patch
 from .config import MemoryConfig, own_fields
 from .bank import MemoryBank, check_bank, lookup_table
-from .files import atomic_write_text
-from .fusion import MemoryLayer, MemoryLMOutput, RetrievalTrace, CopyHead, copy_log_probs, freeze_all_but_memory, parameter_report
+from .files import atomic_path, atomic_write_text
+from .fusion import (MemoryLayer, MemoryLMOutput, RetrievalTrace, CopyHead, check_loaded_model, copy_log_probs,
+                               freeze_all_but_memory, parameter_report)
 from .gate import GateOutput
 try: from transformers.modeling_layers import GradientCheckpointingLayer
 except ImportError: GradientCheckpointingLayer = nn.Module   # older transformers: no per-layer checkpointing helper
@@ -236,13 +237,14 @@ class ExplicitLM(PreTrainedModel, GenerationMixin):
 
     def __init__(self, config: FrozenBackboneConfig, backbone: nn.Module | None = None, bank: MemoryBank | None = None,
                  memory_dtype: torch.dtype | None = None):
-        if backbone is None: backbone = AutoModelForCausalLM.from_config(config.backbone_config)  # (from_pretrained fills it)
+        if backbone is None:       # (from_pretrained fills it, in the dtype it asks for: torch's default dtype meanwhile)
+            backbone = AutoModelForCausalLM.from_config(config.backbone_config, dtype=torch.get_default_dtype())
         layers = decoder_layers(backbone)
         idx = resolve_memory_layers(config.memory_layers, len(layers))
         for i in idx: check_decoder_layer(layers[i], i)
         emb = backbone.get_input_embeddings().weight
         config = copy.copy(config); config.memory_layers, config.backbone_config = idx, backbone.config
-        if bank is None: bank = MemoryBank(config.knowledge_num, config.knowledge_length, config.pad_token_id)
+        if bank is None: bank = MemoryBank(config.knowledge_num, config.knowledge_length, config.pad_token_id, emb.shape[0])
         else: check_bank(bank, config, emb.shape[0])
         if bank.pad_token_id != config.pad_token_id: config.pad_token_id = bank.pad_token_id
         super().__init__(config)
@@ -337,6 +339,14 @@ def from_backbone(cls: ExplicitLM, path_or_model, config: MemoryConfig | None = 
     if memory_path is not None: model.load_memory(memory_path, load_bank=bank is None)
     return model.freeze(backbone=freeze_backbone, keys=freeze_keys)
 
+@patch(cls_method=True)
+def from_pretrained(cls: ExplicitLM, path, *args, check: bool = True, output_loading_info: bool = False, **kwargs) -> ExplicitLM:
+    "Load a folder written by `save_pretrained` (as `AutoModelForCausalLM` does); refused when its files do not match (`check_loaded_model`)."
+    if check: kwargs["ignore_mismatched_sizes"] = True           # (reported, then refused, naming the tensors)
+    model, info = super(ExplicitLM, cls).from_pretrained(path, *args, output_loading_info=True, **kwargs)
+    if check: check_loaded_model(model, info, path, backbone_vocab_size(model.backbone))
+    return (model, info) if output_loading_info else model
+
 # %% ../nbs/08_explicit.ipynb #c026
 @patch
 def freeze(self: ExplicitLM, backbone: bool = True, keys: bool = False) -> ExplicitLM:
@@ -367,7 +377,9 @@ def forward(self: ExplicitLM, input_ids: torch.Tensor | None = None, attention_m
             bad = int(input_ids.max() if input_ids.max() >= vocab else input_ids.min())
             raise ValueError(f"token id {bad} is outside the backbone's vocabulary (ids 0..{vocab - 1})")
     self.context.forced = forced or {}
-    try: out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+    # one bank version per forward: an edit from another thread waits until every memory layer has read the bank
+    try:
+        with self.bank.lock.reading(): out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
     finally: self.context.forced = {}
     retrieval = [self.context.traces.get(i) for i in range(self.num_layers)] if output_retrieval else None
     return MemoryLMOutput(**dict(out.items()), retrieval=retrieval)
@@ -424,7 +436,8 @@ def memory_state_dict(self: ExplicitLM) -> dict[str, torch.Tensor]:
 def save_memory(self: ExplicitLM, directory: str | Path) -> Path:
     "Write the memory weights, config, metadata and bank to `directory` (the backbone is not saved)."
     d = Path(directory); d.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in self.memory_state_dict().items()}, str(d/MEMORY_WEIGHTS))
+    with atomic_path(d/MEMORY_WEIGHTS) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.memory_state_dict().items()}, str(tmp))
     atomic_write_text(d/MEMORY_CONFIG, MemoryConfig.from_config(self.config).to_json_string())
     meta = dict(hidden_size=self.hidden_size, num_layers=self.num_layers, memory_layers=self.memory_layers,
                 backbone=type(self.backbone).__name__, backbone_vocab_size=backbone_vocab_size(self.backbone))
@@ -484,7 +497,8 @@ def load_memory(self: ExplicitLM, directory: str | Path, load_bank: bool = True)
         if new.pad_token_id != self.config.pad_token_id:
             raise ValueError(f"the saved bank pads with token {new.pad_token_id}, this model's entry encoders skip "
                              f"pad_token_id={self.config.pad_token_id}: build the model with the saved config or bank")
-        for name in ("tokens", "valid", "frozen"): getattr(self.bank, name).copy_(getattr(new, name))
-        self.bank.vocab_size, self.bank.pad_token_id = new.vocab_size, new.pad_token_id
-        self.bank.touch()
+        with self.bank.lock.writing():
+            for name in ("tokens", "valid", "frozen"): getattr(self.bank, name).copy_(getattr(new, name))
+            self.bank.vocab_size, self.bank.pad_token_id = new.vocab_size, new.pad_token_id
+            self.bank.touch()
     return self

@@ -11,13 +11,13 @@ from torch import nn
 import torch.nn.functional as F
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from .config import MemoryConfig
-from .bank import MemoryBank, unique_ids
+from .bank import MemoryBank, check_bank, unique_ids
 from .gate import ProductKeyGate, GateOutput
 
 # %% auto #0
 __all__ = ['MEMORY_COMPONENTS', 'RMSNorm', 'FusionOutput', 'GatedMemoryFusion', 'ReadOutput', 'SlotReader', 'CopyHead',
            'copy_log_probs', 'copy_nll', 'RetrievalTrace', 'MemoryLMOutput', 'scatter_positions', 'unpack_trace',
-           'MemoryLayer', 'is_memory_parameter', 'freeze_all_but_memory', 'parameter_report']
+           'MemoryLayer', 'is_memory_parameter', 'freeze_all_but_memory', 'parameter_report', 'check_loaded_model']
 
 # %% ../nbs/03_fusion.ipynb #c023
 class RMSNorm(nn.Module):
@@ -285,3 +285,32 @@ def parameter_report(model: nn.Module, verbose: bool = True) -> dict:
         print(f"parameters: {total/1e6:.3f} M total\n  - frozen:    {r['frozen']/1e6:.3f} M ({r['frozen_pct']:.2f}%)\n"
               f"  - trainable: {trainable/1e6:.3f} M ({r['trainable_pct']:.2f}%)")
     return r
+
+# %% ../nbs/03_fusion.ipynb #c093
+def _layout_hint(keys: set[str]) -> str:
+    "The config fields that decide where tensors `keys` go (for the error message)."
+    hints = []
+    if any(k.endswith(("output.weight", "lm_head.weight")) for k in keys): hints.append("tie_word_embeddings")
+    if any(".memory." in k or "feed_forward" in k or ".mlp." in k or k.startswith("copy_head") for k in keys):
+        hints.append("memory_layers / architectures")
+    return f" (check {' and '.join(hints)} in config.json)" if hints else ""
+
+def check_loaded_model(model: nn.Module, info: dict, path, vocab_size: int) -> nn.Module:
+    "`model` loaded from `path` if its checkpoint filled every tensor, with finite values, and its bank fits; else a `ValueError` naming them."
+    missing, unexpected = set(info.get("missing_keys") or ()), set(info.get("unexpected_keys") or ())
+    mismatched = {m[0] if isinstance(m, (tuple, list)) else m for m in info.get("mismatched_keys") or ()}
+    if missing or unexpected or mismatched:
+        name = lambda ks: ", ".join(sorted(ks)[:4]) + (f", ... ({len(ks)} in all)" if len(ks) > 4 else "")
+        parts = ([f"missing from the checkpoint: {name(missing)}"] if missing else []) + \
+                ([f"in the checkpoint but not in this model: {name(unexpected)}"] if unexpected else []) + \
+                ([f"of another shape in the checkpoint: {name(mismatched)}"] if mismatched else [])
+        raise ValueError(f"{path}: config.json and the weights do not match{_layout_hint(missing | unexpected | mismatched)}; "
+                         f"{'; '.join(parts)}. Pass check=False to load anyway")
+    for n, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and t.numel() and t.device.type != "meta" and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{path}: tensor {n} holds NaN or infinite values: the checkpoint is damaged")
+    bank = getattr(model, "memory_bank", None)
+    if bank is not None:
+        try: check_bank(bank, model.config, vocab_size)
+        except ValueError as e: raise ValueError(f"{path}: {e}") from None
+    return model

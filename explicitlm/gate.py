@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .config import MemoryConfig
-from .bank import EntryEncoder, MemoryBank, unique_ids
+from .bank import EntryEncoder, FreshLock, MemoryBank, unique_ids
 
 # %% auto #0
 __all__ = ['product_key_topk', 'assign_cells', 'cell_table', 'cell_candidates', 'GateOutput', 'pool_queries', 'select_candidates',
@@ -141,6 +141,7 @@ class ProductKeyGate(nn.Module):
         # (cached, or encoded afresh: see `cache_keys`)
         self.keys_learn_from_selection = config.reader == "pooled" or config.key_layout == "learned"
         self.synced: tuple | None = None                  # (bank, bank version, weights signature) of the index
+        self.sync_lock = FreshLock()                       # two threads' forwards bring the index up to date one at a time
 
     def entry_keys(self, tokens: torch.Tensor, embed: nn.Module) -> torch.Tensor:
         "Keys `[..., knowledge_dim]` of entries `tokens` `[..., knowledge_length]` (unit length for cosine scores)."
@@ -154,7 +155,8 @@ class ProductKeyGate(nn.Module):
 
     def index_space(self, vectors: torch.Tensor) -> torch.Tensor:
         "Queries or entry keys `[..., knowledge_dim]` as the content index sees them: centred (like the keys), then rotated."
-        return (vectors.float() - self.index_center) @ self.index_rotation
+        # in float32 whatever the model's dtype (a bf16/fp16 model keeps its index buffers in half precision)
+        return (vectors.float() - self.index_center.float()) @ self.index_rotation.float()
 
     def probe_width(self) -> int:
         "Sub-keys per half to combine in stage 1: at least `subkey_topk`, more when the filed entries are few for the cells."
@@ -216,14 +218,16 @@ def file_entries(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, indic
 @patch
 def sync(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module):
     "Bring the key cache and cell index up to date with `bank` (see above)."
-    signature = self.weights_signature(embed)
-    if not self.keeps_keys(): self.key_cache = None              # (`cache_keys='inference'` in training: no keys held)
-    stale = (self.synced is None or self.synced[0] is not bank or (not self.training and self.synced[2] != signature)
-             or (self.keeps_keys() and self.key_cache is None))
-    changed = None if stale else bank.changes_since(self.synced[1])
-    if changed is None or len(changed): self.file_entries(bank, embed, changed)
-    if changed is None or self.synced[2] is None or not self.training: self.synced = (bank, bank.version, signature)
-    else: self.synced = (bank, bank.version, self.synced[2])
+    with self.sync_lock:
+        # the version is read before filing: a write landing while the entries are filed is filed at the next call
+        version, signature = bank.version, self.weights_signature(embed)
+        if not self.keeps_keys(): self.key_cache = None              # (`cache_keys='inference'` in training: no keys held)
+        stale = (self.synced is None or self.synced[0] is not bank or (not self.training and self.synced[2] != signature)
+                 or (self.keeps_keys() and self.key_cache is None))
+        changed = None if stale else bank.changes_since(self.synced[1])
+        if changed is None or len(changed): self.file_entries(bank, embed, changed)
+        if changed is None or self.synced[2] is None or not self.training: self.synced = (bank, version, signature)
+        else: self.synced = (bank, version, self.synced[2])
 
 @patch
 @torch.no_grad()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_minimind.ipynb #c003
 from __future__ import annotations
-import warnings
+import contextlib, warnings
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -12,7 +12,7 @@ from transformers import PreTrainedModel, GenerationMixin, DynamicCache, Cache, 
 from fastcore.basics import patch
 from .config import ExplicitLMConfig
 from .bank import MemoryBank, check_bank
-from .fusion import MemoryLayer, MemoryLMOutput, RMSNorm, CopyHead, copy_log_probs, copy_nll
+from .fusion import MemoryLayer, MemoryLMOutput, RMSNorm, CopyHead, check_loaded_model, copy_log_probs, copy_nll
 from .gate import cluster_all_keys
 
 # %% auto #0
@@ -175,9 +175,11 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
     h = self.dropout(self.tok_embeddings(input_ids))
     bank = self.memory_bank if self.uses_memory else None
     traces = []
-    for i, layer in enumerate(self.layers):
-        h, trace = layer(h, cos, sin, bank, self.tok_embeddings, cache, attention_mask, (forced or {}).get(i))
-        traces.append(trace)
+    # one bank version per forward: an edit from another thread waits until every layer has read the bank (`BankLock`)
+    with bank.lock.reading() if bank is not None else contextlib.nullcontext():
+        for i, layer in enumerate(self.layers):
+            h, trace = layer(h, cos, sin, bank, self.tok_embeddings, cache, attention_mask, (forced or {}).get(i))
+            traces.append(trace)
     hidden = self.norm(h)
     logits, loss = self.output(hidden), None
     targets = None if labels is None else F.pad(labels[:, 1:], (0, 1), value=-100)   # position t predicts token t+1
@@ -199,9 +201,11 @@ class MemoryLM(MiniMindLM):
     def set_bank(self, bank: MemoryBank) -> MemoryLM:
         "Load `bank`'s entries into the model's bank (shapes and vocabulary must match the config)."
         check_bank(bank, self.config, self.config.vocab_size)
-        self.memory_bank.tokens.copy_(bank.tokens); self.memory_bank.valid.copy_(bank.valid); self.memory_bank.frozen.copy_(bank.frozen)
-        self.memory_bank.tokenizer, self.memory_bank.vocab_size = bank.tokenizer, bank.vocab_size
-        self.memory_bank.touch()
+        mine = self.memory_bank
+        with mine.lock.writing():
+            mine.tokens.copy_(bank.tokens); mine.valid.copy_(bank.valid); mine.frozen.copy_(bank.frozen)
+            mine.tokenizer, mine.vocab_size = bank.tokenizer, bank.vocab_size
+            mine.touch()
         return self
 
     def cluster_keys(self, iters: int = 10, seed: int = 0) -> MemoryLM:
@@ -218,15 +222,19 @@ class NoFFNLM(MiniMindLM):
     block_kind = "none"
 
 @patch(cls_method=True)
-def from_pretrained(cls: MiniMindLM, path, *args, config: ExplicitLMConfig | None = None, **kwargs) -> MiniMindLM:
-    "Load a saved model; on `MiniMindLM` (as `AutoModelForCausalLM` calls it) it builds the class the saved config names."
+def from_pretrained(cls: MiniMindLM, path, *args, config: ExplicitLMConfig | None = None, check: bool = True,
+                    output_loading_info: bool = False, **kwargs) -> MiniMindLM:
+    "Load a saved model (refused when its files do not match, see `check_loaded_model`); on `MiniMindLM` (as `AutoModelForCausalLM` calls it) it builds the class the saved config names."
     if cls is MiniMindLM:
         config = config or ExplicitLMConfig.from_pretrained(path)
         kinds = {c.__name__: c for c in (MemoryLM, BaselineLM, NoFFNLM)}
         name = (config.architectures or ["MemoryLM"])[0]
         if name not in kinds: raise ValueError(f"{path} holds a {name}; MiniMindLM loads one of {', '.join(kinds)}")
         cls = kinds[name]
-    return super(MiniMindLM, cls).from_pretrained(path, *args, config=config, **kwargs)
+    if check: kwargs["ignore_mismatched_sizes"] = True           # (reported, then refused below, naming the tensors)
+    model, info = super(MiniMindLM, cls).from_pretrained(path, *args, config=config, output_loading_info=True, **kwargs)
+    if check: check_loaded_model(model, info, path, model.config.vocab_size)
+    return (model, info) if output_loading_info else model
 
 AutoModelForCausalLM.register(ExplicitLMConfig, MiniMindLM, exist_ok=True)    # after `import explicitlm`
 
