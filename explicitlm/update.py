@@ -4,25 +4,28 @@
 
 # %% ../nbs/14_update.ipynb #c003
 from __future__ import annotations
-import contextlib, hashlib, importlib.util, json, os, random, re, shutil, sys, time, warnings, weakref
+import collections, contextlib, hashlib, importlib.util, json, os, random, re, shutil, sys, time, warnings, weakref
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Sequence
 import torch
 from .corpus import PREDICATES, make_fact, make_entities
-from .data import read_jsonl, bundled_data_dir
+from .data import load_records, bundled_data_dir
 from .files import atomic_path, atomic_write_text, load_torch
 from .knowledge import answers, predicate_values, new_value
 from .eval import answer_matches
 
 # %% auto #0
-__all__ = ['NAME', 'OBJECT_PATTERNS', 'PRONOUNS', 'FILLERS', 'APPOSITIVES', 'CL100K_URL', 'ENTRY_FORMS', 'UPDATE_CLI_DEFAULTS',
-           'EXTRACTORS', 'ExtractedFact', 'split_sentences', 'split_clauses', 'template_pattern', 'RelationExtractor',
-           'sentence_extractor', 'paragraph_sentences', 'update_paragraphs', 'write_update_paragraphs',
-           'load_update_paragraphs', 'offline_tiktoken_dir', 'environment', 'EntryTooLong', 'n_tokens',
-           'protected_segments', 'LinguaCompressor', 'relation_phrase', 'entry_text', 'fact_entry', 'BankChange',
-           'parser_signature', 'fact_keys', 'least_used', 'plan_changes', 'BankUpdate', 'update_bank', 'update_check',
-           'parse_update_args', 'save_updated_checkpoint', 'update_bank_cli']
+__all__ = ['NAME', 'OBJECT_PATTERNS', 'PRONOUNS', 'FACT_FIELDS', 'STATED_FIELDS', 'FILLERS', 'APPOSITIVES', 'CL100K_URL',
+           'ENTRY_FORMS', 'UPDATE_CLI_DEFAULTS', 'EXTRACTORS', 'EVICT', 'UPDATE_CLI_HELP', 'ExtractedFact',
+           'split_sentences', 'split_clauses', 'template_pattern', 'RelationExtractor', 'sentence_extractor',
+           'check_fields', 'checked_facts', 'checked_paragraphs', 'paragraph_sentences', 'update_paragraphs',
+           'write_update_paragraphs', 'load_update_paragraphs', 'offline_tiktoken_dir', 'environment', 'EntryTooLong',
+           'n_tokens', 'protected_segments', 'remote_code', 'LinguaCompressor', 'relation_phrase', 'entry_text',
+           'fact_entry', 'BankChange', 'parser_signature', 'fact_keys', 'BankFull', 'least_used', 'row_hashes',
+           'bank_row_hashes', 'matching_entries', 'plan_changes', 'os_error', 'BankUpdate', 'update_bank',
+           'update_check', 'update_cli_help', 'parse_update_args', 'read_update_text', 'save_updated_checkpoint',
+           'quiet_progress', 'update_bank_command', 'update_bank_cli']
 
 # %% ../nbs/14_update.ipynb #c006
 @dataclass
@@ -109,6 +112,41 @@ def sentence_extractor(text: str) -> list[ExtractedFact]:
         if names: out.append(ExtractedFact(names[0], None, names[-1] if len(names) > 1 else None, sentence, sentence.rstrip(".")))
     return out
 
+# %% ../nbs/14_update.ipynb #c014a
+FACT_FIELDS = ("subject", "predicate", "object")
+STATED_FIELDS = (*FACT_FIELDS, "old_object", "prompt", "answer")       # a fact a check paragraph states
+
+def check_fields(r, where: str, fields: Sequence[str], nullable: Sequence[str] = ()) -> dict:
+    "`r` if it is a dict whose `fields` are non-empty strings (`nullable` ones may be null); else an error naming `where` and the field."
+    if not isinstance(r, dict): raise ValueError(f"{where}: expected a JSON object with fields {list(fields)}, got {r!r:.60}")
+    for k in fields:
+        if k not in r: raise ValueError(f"{where}: field {k!r} is missing (each record needs {list(fields)})")
+        if r[k] is None and k in nullable: continue
+        if not isinstance(r[k], str) or not r[k].strip():
+            raise ValueError(f"{where}: field {k!r} must be a non-empty string{' or null' if k in nullable else ''}, "
+                             f"got {r[k]!r:.60}")
+    return r
+
+def _records(src, what: str) -> list[tuple[str, object]]:
+    "(where, record) pairs: a JSONL path names the file and line, records in memory `what` and their index."
+    if isinstance(src, (str, Path)): return load_records(src)
+    return [(f"{what} record {i}", r) for i, r in enumerate(src)]
+
+def checked_facts(facts, fields: Sequence[str] = FACT_FIELDS) -> list[dict]:
+    "The fact records of `facts` (a JSONL path, or dicts), each with string `fields`; an error names the file and line (or the record) and the field."
+    return [check_fields(r, where, fields) for where, r in _records(facts, "facts")]
+
+def checked_paragraphs(paragraphs) -> list[dict]:
+    "The paragraph records of `paragraphs` (a JSONL path, or dicts): `id`, `text` and `facts`, stated facts with `STATED_FIELDS`; errors name record and field."
+    out = []
+    for where, p in _records(paragraphs, "paragraphs"):
+        check_fields(p, where, ("id", "text"))
+        if not isinstance(p.get("facts"), list):
+            raise ValueError(f"{where}: field 'facts' must be a list of the facts the paragraph states, got {p.get('facts', 'nothing')!r:.60}")
+        for j, f in enumerate(p["facts"]): check_fields(f, f"{where}, fact {j}", STATED_FIELDS, nullable=("old_object",))
+        out.append(p)
+    return out
+
 # %% ../nbs/14_update.ipynb #c015
 FILLERS = ["Friends remember {f} as a generous and endlessly curious person.", "Little else is known about the early years.",
            "Colleagues still tell stories about those long evenings of conversation.", "The archives hold many letters from that time."]
@@ -144,6 +182,7 @@ def _checked(subject: str, rel: str, obj: str, old: str | None) -> dict:
 def update_paragraphs(facts: Sequence[dict], n_new: int = 24, n_changed: int = 24, seed: int = 2026) -> list[dict]:
     """Paragraphs about `n_new` invented people and `n_changed` known people whose facts change: `id`, `kind`, `text` and
     the `facts` each states (`old_object`: the bank's value before, None for a new person)."""
+    facts = checked_facts(facts)
     rng, values = random.Random(seed), predicate_values(facts)
     known, by_subject = {f["subject"] for f in facts}, {}
     for f in facts: by_subject.setdefault(f["subject"], []).append(f)
@@ -171,12 +210,12 @@ def update_paragraphs(facts: Sequence[dict], n_new: int = 24, n_changed: int = 2
 def write_update_paragraphs(data_dir: str | Path | None = None, seed: int = 2026) -> Path:
     "Write `update_paragraphs.jsonl` for the `facts.jsonl` in `data_dir` (default: the bundled data), atomically."
     d = Path(data_dir) if data_dir else bundled_data_dir()
-    paragraphs = update_paragraphs(list(read_jsonl(d / "facts.jsonl")), seed=seed)
+    paragraphs = update_paragraphs(checked_facts(d / "facts.jsonl"), seed=seed)
     return atomic_write_text(d / "update_paragraphs.jsonl", "".join(json.dumps(p) + "\n" for p in paragraphs))
 
 def load_update_paragraphs(path: str | Path | None = None) -> list[dict]:
-    "The bundled `update_paragraphs.jsonl` (or the JSONL file at `path`)."
-    return list(read_jsonl(Path(path) if path else bundled_data_dir() / "update_paragraphs.jsonl"))
+    "The bundled `update_paragraphs.jsonl` (or the JSONL file at `path`), every record checked (`checked_paragraphs`)."
+    return checked_paragraphs(Path(path) if path else bundled_data_dir() / "update_paragraphs.jsonl")
 
 # %% ../nbs/14_update.ipynb #c019
 CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
@@ -225,10 +264,17 @@ def protected_segments(text: str, keep: Sequence[str]) -> list[tuple[str, bool]]
     return out
 
 # %% ../nbs/14_update.ipynb #c023
+def remote_code(model_dir: str | Path) -> dict:
+    "The `auto_map` of the model folder's config.json: the classes it would load from `.py` files of its own (empty: none)."
+    try: return json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8")).get("auto_map") or {}
+    except (OSError, ValueError, AttributeError): return {}
+
 class LinguaCompressor:
     """LLMLingua's token-level compression (`llmlingua.PromptCompressor`, scored by the causal LM in `model_dir`), with
-    protected words; `rates` are tried from the mildest until the text fits."""
-    def __init__(self, model_dir: str | Path, rates: Sequence[float] = (0.5, 0.35, 0.25, 0.15, 0.08, 0.03)):
+    protected words; `rates` are tried from the mildest until the text fits. Code in the folder (an `auto_map` in its
+    config.json) never runs unless `trust_remote_code=True`."""
+    def __init__(self, model_dir: str | Path, rates: Sequence[float] = (0.5, 0.35, 0.25, 0.15, 0.08, 0.03),
+                 trust_remote_code: bool = False):
         d = Path(model_dir)
         if not (d / "config.json").is_file():
             raise FileNotFoundError(f"no causal LM in {d} (config.json missing): LLMLingua scores tokens with a local model, "
@@ -236,8 +282,16 @@ class LinguaCompressor:
         from llmlingua import PromptCompressor
         with environment(TIKTOKEN_CACHE_DIR=offline_tiktoken_dir()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.compressor = PromptCompressor(model_name=str(d), device_map="cpu")
-        self.model_dir, self.rates = d, tuple(rates)
+            try:    # llmlingua passes trust_remote_code=True unless model_config says otherwise: say it, every time
+                self.compressor = PromptCompressor(model_name=str(d), device_map="cpu",
+                                                   model_config=dict(trust_remote_code=bool(trust_remote_code)))
+            except ValueError as e:
+                if trust_remote_code or "trust_remote_code" not in str(e): raise
+                raise ValueError(f"{d} can only be loaded by running code of its own (auto_map in config.json: "
+                                 f"{sorted(set(map(str, remote_code(d).values())))}), and code from a model folder is not run: "
+                                 "use a folder of an architecture transformers knows, or pass trust_remote_code=True "
+                                 "(explicitlm-update-bank: trust_remote_code=true) if you have read that code and trust it") from None
+        self.model_dir, self.rates, self.trust_remote_code = d, tuple(rates), bool(trust_remote_code)
 
     def __repr__(self): return f"LinguaCompressor({str(self.model_dir)!r}, rates={self.rates})"
 
@@ -293,13 +347,15 @@ def fact_entry(fact: ExtractedFact, tokenizer, knowledge_length: int, form: str 
 # %% ../nbs/14_update.ipynb #c030
 @dataclass
 class BankChange:
-    "One write: entry `index`, its `old_text` ('' if empty), the `new_text`, why this entry, the `source` sentence, whether compressed."
+    """One write: entry `index`, its `old_text` ('' if empty), the `new_text`, why this entry, the `source` sentence, whether
+    compressed, and whether it `evicted` a fact (a full bank: the least-used entry overwritten)."""
     index: int
     old_text: str
     new_text: str
     reason: str
     source: str
     compressed: bool = False
+    evicted: bool = False
 
 _PARSED = weakref.WeakKeyDictionary()     # bank → (parser signature, bank version, {entry: (subject, relation)})
 
@@ -326,11 +382,14 @@ def fact_keys(bank, tokenizer, parse) -> dict[tuple[str, str], int]:
         if k not in out or i < out[k]: out[k] = i
     return out
 
+class BankFull(ValueError):
+    "The bank has no empty slot and nothing says which entries may be overwritten."
+
 def least_used(bank, usage, force: bool = False) -> list[tuple[int, int]]:
     "(entry, selections) of the entries that may be overwritten, least used first (frozen ones only with `force`)."
     if usage is None:
-        raise ValueError("the bank has no empty slot: pass usage= (selection counts per entry: the run's selection_usage.pt "
-                         "or eval.selection_stats(...)['counts']) to overwrite the least-used entries, or clear some")
+        raise BankFull("the bank has no empty slot: pass usage= (selection counts per entry: the run's selection_usage.pt "
+                       "or eval.selection_stats(...)['counts']) to overwrite the least-used entries, or clear some")
     usage = torch.as_tensor(usage).flatten().cpu()
     if len(usage) != bank.knowledge_num:
         raise ValueError(f"usage has {len(usage)} counts but the bank has {bank.knowledge_num} entries")
@@ -338,41 +397,91 @@ def least_used(bank, usage, force: bool = False) -> list[tuple[int, int]]:
     idx = ok.nonzero().flatten()
     return [(int(i), int(usage[i])) for i in idx[torch.argsort(usage[idx], stable=True)]]
 
+_PRIME = 2**31 - 1        # row hashes are sums of (token id mod p) × (weight < p), mod p: no product or sum overflows int64
+
+def row_hashes(rows: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+    "One int64 hash per row of token ids: equal rows hash alike; two different rows collide with probability about 1/2^31."
+    w = torch.randint(1, _PRIME, (rows.shape[-1],), generator=torch.Generator().manual_seed(0))
+    return torch.cat([((rows[s:s + chunk].long() % _PRIME) * w % _PRIME).sum(-1) % _PRIME for s in range(0, len(rows), chunk)]
+                     or [torch.zeros(0, dtype=torch.long)])
+
+_HASHES = weakref.WeakKeyDictionary()     # bank → (bank version, the hash of every entry's row)
+
+def bank_row_hashes(bank) -> torch.Tensor:
+    "`row_hashes` of every entry of `bank`, kept per bank: a later call hashes again only the entries written since."
+    cached = _HASHES.get(bank)
+    changed = bank.changes_since(cached[0]) if cached is not None else None
+    if changed is None: hashes = row_hashes(bank.tokens.cpu())
+    else:
+        hashes = cached[1]
+        if len(changed): hashes[changed] = row_hashes(bank.tokens[changed.to(bank.tokens.device)].cpu())
+    _HASHES[bank] = (bank.version, hashes)
+    return hashes
+
+def matching_entries(bank, rows: torch.Tensor) -> dict[tuple, list[int]]:
+    """`{row: [entries]}`: for each distinct row of token ids in `rows`, the valid entries of `bank` that hold exactly it,
+    ascending. The entries' hashes (kept per bank, `bank_row_hashes`) are matched against the rows', then the few entries
+    whose hash matches are compared exactly: the cost grows with the bank plus the rows, not with their product."""
+    tokens, valid = bank.tokens.cpu(), bank.valid.cpu()
+    if not len(rows) or not valid.any(): return {}
+    hits = (torch.isin(bank_row_hashes(bank), row_hashes(rows)) & valid).nonzero().flatten()
+    wanted, out = set(map(tuple, rows.tolist())), {}
+    for i, r in zip(hits.tolist(), map(tuple, tokens[hits].tolist())):
+        if r in wanted: out.setdefault(r, []).append(i)            # integer ids compared: exact, whatever the hash said
+    return out
+
 def plan_changes(bank, tokenizer, items: Sequence[tuple[ExtractedFact, str]], parse=None, usage=None, force: bool = False,
                  form: str = "canonical") -> tuple[list[BankChange], list[dict]]:
-    "Where each (fact, entry text) of `items` goes, in order, without writing: (changes, skipped — already in the bank)."
+    """Where each (fact, entry text) of `items` goes, in order, without writing: (changes, skipped — already in the bank,
+    each entry reported once; a fact stated twice is written once). Each distinct text is tokenized once and looked up in
+    an index of the bank built once, so a text stating one fact a million times costs little more than one stating it once."""
     keys = fact_keys(bank, tokenizer, parse) if parse else {}
-    rows, _ = bank.encode_texts([t for _, t in items], tokenizer, progress=False)
-    tokens, valid, frozen = bank.tokens.cpu(), bank.valid.cpu(), bank.frozen.cpu()
-    free, evictable, planned, skipped = (~valid & (~frozen | force)).nonzero().flatten().tolist(), None, {}, []
-    for (fact, text), row in zip(items, rows):
+    texts = list(dict.fromkeys(t for _, t in items))
+    rows, _ = bank.encode_texts(texts, tokenizer, progress=False)
+    row_of = dict(zip(texts, map(tuple, rows.tolist())))
+    holders = {r: (ix[0], set(ix)) for r, ix in matching_entries(bank, rows).items()}   # the bank before this update
+    valid, frozen = bank.valid.cpu(), bank.frozen.cpu()
+    free = collections.deque((~valid & (~frozen | force)).nonzero().flatten().tolist())
+    evictable, planned, skipped, reported, unkeyed = None, {}, [], set(), set()
+    for fact, text in items:
         key = (fact.subject, fact.relation) if fact.relation else None
-        i = keys.get(key)
-        same = (tokens == row).all(-1) & valid
-        if (i is None or i not in planned) and same.any() and (i is None or same[i]):
-            skipped.append(dict(index=int(same.nonzero()[0]), text=text, reason="already in the bank", source=fact.sentence))
+        if key is None and text in unkeyed: continue      # a fact without a relation, stated again: already placed
+        i, same = keys.get(key), holders.get(row_of[text])
+        if (i is None or i not in planned) and same and (i is None or i in same[1]):
+            if (same[0], text) not in reported:
+                reported.add((same[0], text))
+                skipped.append(dict(index=same[0], text=text, reason="already in the bank", source=fact.sentence))
             continue
+        evicted = False
         if i is not None:
             if frozen[i] and not force:
                 raise ValueError(f"{text!r} contradicts entry {i} ({bank.decode(i, tokenizer)!r}), which is frozen: "
                                  f"unfreeze it (bank.unfreeze([{i}])) or pass force=True")
             reason = f"replaces the entry on {fact.subject}'s {fact.relation}"
-        elif free: i, reason = free.pop(0), "empty slot"
+        elif free: i, reason = free.popleft(), "empty slot"
         else:
-            if evictable is None: evictable = least_used(bank, usage, force)
-            evictable = [e for e in evictable if e[0] not in planned]
-            if not evictable:
+            if evictable is None: evictable = iter(least_used(bank, usage, force))
+            i, n = next(((e, n) for e, n in evictable if e not in planned), (None, 0))     # planned ones stay planned
+            if i is None:
                 raise ValueError(f"no entry can take {text!r}: the bank is full and every entry is frozen"
                                  f"{'' if force else ' (pass force=True to overwrite frozen ones)'} or already written by this update")
-            i, n = evictable.pop(0)
-            reason = f"least-used entry ({n} selections)"
+            reason, evicted = f"least-used entry ({n} selections)", True
         if key: keys[key] = i
+        else: unkeyed.add(text)
         prev = planned.get(i)
+        if prev is not None and prev.new_text == text and prev.source == fact.sentence: continue     # the same fact again
         planned[i] = BankChange(i, prev.old_text if prev else (bank.decode(i, tokenizer) if valid[i] else ""), text,
-                                prev.reason if prev else reason, fact.sentence, text != entry_text(fact, form))
+                                prev.reason if prev else reason, fact.sentence, text != entry_text(fact, form),
+                                prev.evicted if prev else evicted)
     return list(planned.values()), skipped
 
 # %% ../nbs/14_update.ipynb #c036
+def os_error(e: OSError, what: str, path) -> OSError:
+    "`e` (a full disk, a read-only folder) as one line that names `what` was being written and where: `e.errno` kept."
+    out = OSError(f"could not write {what} {path}: {e.strerror or e}")
+    out.errno = e.errno                  # (not `filename`: OSError would print it in place of this message)
+    return out
+
 @dataclass
 class BankUpdate:
     "What `update_bank` did (`applied`) or would do (a dry run): facts read, changes, facts skipped; `undo()` reverts."
@@ -390,6 +499,11 @@ class BankUpdate:
 
     def _repr_html_(self): return self.frame()._repr_html_()
 
+    @property
+    def evicted(self) -> list:
+        "The changes that overwrite a fact chosen only by its selection count (the bank was full): what the update removes."
+        return [c for c in self.changes if c.evicted]
+
     def undo(self) -> int:
         "Put back every entry this update wrote (tokens and valid flag); returns how many."
         if not self.applied: raise ValueError("nothing to undo: this update was a dry run, wrote nothing, or was undone already")
@@ -397,8 +511,9 @@ class BankUpdate:
         return self.bank.restore(self.saved)
 
     def write_jsonl(self, path: str | Path) -> Path:
-        "The change list as JSON lines (one change per line), written atomically."
-        return atomic_write_text(path, "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in self.changes))
+        "The change list as JSON lines (one change per line), written atomically; a failed write names the path."
+        try: return atomic_write_text(path, "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in self.changes))
+        except OSError as e: raise os_error(e, "the change list", path) from None
 
 def update_bank(model, text: str, tokenizer, extractor=None, form: str = "canonical", compressor=None, usage=None,
                 dry_run: bool = False, force: bool = False) -> BankUpdate:
@@ -406,6 +521,7 @@ def update_bank(model, text: str, tokenizer, extractor=None, form: str = "canoni
     `compressor` for long ones), place them (`plan_changes`, `usage` for a full bank, `force` for frozen entries) and
     write them into `model`'s bank (or a `MemoryBank`) unless `dry_run`. On any error the bank is unchanged."""
     bank = getattr(model, "memory_bank", model)
+    if isinstance(text, str): text = text.replace("\ufeff", "")      # a byte-order mark (a file read as 'utf-8') hides the first name
     if not isinstance(text, str) or not text.strip(): raise ValueError("update_bank: the text is empty: there is nothing to write")
     extractor = extractor or RelationExtractor()
     facts = extractor(text)
@@ -413,7 +529,11 @@ def update_bank(model, text: str, tokenizer, extractor=None, form: str = "canoni
         hint = " (it reads the corpus's relations; extractor=sentence_extractor takes any sentence naming someone)" \
                if isinstance(extractor, RelationExtractor) else ""
         raise ValueError(f"no fact found in {text[:80]!r}{'…' if len(text) > 80 else ''}{hint}: the bank is unchanged")
-    items = [(f, fact_entry(f, tokenizer, bank.knowledge_length, form, compressor)) for f in facts]
+    entries = {}                                   # each distinct fact made an entry (and compressed) once
+    for f in facts:
+        k = (f.subject, f.relation, f.object, f.statement, f.sentence)
+        if k not in entries: entries[k] = fact_entry(f, tokenizer, bank.knowledge_length, form, compressor)
+    items = [(f, entries[(f.subject, f.relation, f.object, f.statement, f.sentence)]) for f in facts]
     changes, skipped = plan_changes(bank, tokenizer, items, getattr(extractor, "match", None), usage, force, form)
     update = BankUpdate(facts, changes, skipped, bank=bank)
     if dry_run or not changes: return update
@@ -425,7 +545,9 @@ def update_bank(model, text: str, tokenizer, extractor=None, form: str = "canoni
 # %% ../nbs/14_update.ipynb #c039
 def update_check(model, tokenizer, paragraphs: Sequence[dict], facts: Sequence[dict], n_untouched: int = 500, seed: int = 0,
                  **update_kwargs) -> dict:
-    "Recall after `update_bank` of each paragraph (new people, changed facts, restated ones) and locality on untouched facts."
+    """Recall after `update_bank` of each paragraph (new people, changed facts, restated ones) and locality on untouched facts.
+    `paragraphs` and `facts` are checked first (`checked_paragraphs`, `checked_facts`): a bad record is an error naming it."""
+    paragraphs, facts = checked_paragraphs(paragraphs), checked_facts(facts, ("subject", "predicate", "prompt"))
     stated = [f for p in paragraphs for f in p["facts"]]
     touched = {(f["subject"], f["predicate"]) for f in stated}
     pool = [f for f in facts if (f["subject"], f["predicate"]) not in touched]
@@ -456,57 +578,145 @@ def update_check(model, tokenizer, paragraphs: Sequence[dict], facts: Sequence[d
 
 # %% ../nbs/14_update.ipynb #c044
 UPDATE_CLI_DEFAULTS = dict(checkpoint=None, text=None, out=None, changes=None, form="canonical", extractor="relation",
-                           compressor=None, usage=None, tokenizer=None, dry_run=False, force=False, overwrite=False)
+                           compressor=None, trust_remote_code=False, evict="none", usage=None, tokenizer=None,
+                           dry_run=False, force=False, overwrite=False)
 EXTRACTORS = dict(relation=RelationExtractor, sentence=lambda: sentence_extractor)
+EVICT = ("none", "least_used")
+UPDATE_CLI_HELP = dict(
+    checkpoint="the checkpoint to update (…/checkpoint-N, complete); it is read, never changed",
+    text="a UTF-8 text file (a byte-order mark is fine) whose facts go into the bank",
+    out="where the updated checkpoint goes (default <checkpoint>-updated), written atomically",
+    changes="the change list, JSON lines (default <out>-changes.jsonl; a dry run's: <out>-changes.dry-run.jsonl)",
+    form=f"the words of each entry: one of {', '.join(ENTRY_FORMS)}",
+    extractor=f"how facts are read: one of {', '.join(EXTRACTORS)}",
+    compressor="a local causal-LM folder for LLMLingua, to compress entries longer than knowledge_length",
+    trust_remote_code="true lets the compressor folder run code of its own (auto_map in config.json): only code you trust",
+    evict="a full bank: none refuses; least_used overwrites the least-selected entries, listed in the output and change list",
+    usage="selection counts per entry for evict=least_used (default: selection_usage.pt beside the checkpoint)",
+    tokenizer="the tokenizer folder (default: the bundled one)",
+    dry_run="true only prints the changes and writes the dry run's change list; no checkpoint",
+    force="true lets frozen entries be overwritten",
+    overwrite="true replaces an existing out (and an existing changes= file)")
+
+def update_cli_help() -> str:
+    "The `--help` text of `explicitlm-update-bank`: usage, what it does, then every key with its default and meaning."
+    show = lambda v: "-" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+    return "\n".join(["usage: explicitlm-update-bank checkpoint=<dir> text=<file> [key=value ...]", "",
+                      "Read the facts in a text file, write each into the checkpoint's memory bank (the entry on the same subject "
+                      "and relation, else an empty slot) and save the result as a new checkpoint, with the change list.", "",
+                      f"  {'key':18s} {'default':>10s}  meaning",
+                      *[f"  {k:18s} {show(v):>10s}  {UPDATE_CLI_HELP[k]}" for k, v in UPDATE_CLI_DEFAULTS.items()]])
 
 def parse_update_args(argv: Sequence[str]) -> dict:
-    "`key=value` arguments of `explicitlm-update-bank` over `UPDATE_CLI_DEFAULTS` (booleans: true/false)."
-    out = dict(UPDATE_CLI_DEFAULTS)
+    "`key=value` arguments of `explicitlm-update-bank` over `UPDATE_CLI_DEFAULTS` (booleans: true/false; each key once)."
+    out, given = dict(UPDATE_CLI_DEFAULTS), set()
     for a in argv:
         k, eq, v = a.partition("=")
-        if not eq or k not in out: raise ValueError(f"bad argument {a!r}: use key=value with a key among {sorted(out)}")
+        if not eq or k not in out: raise ValueError(f"bad argument {a!r}: use key=value with a key among {sorted(out)} (--help lists them)")
+        if k in given: raise ValueError(f"{k}= is given twice ({a!r} and {k}={out[k]!r}): give each key once")
         if isinstance(UPDATE_CLI_DEFAULTS[k], bool):
             if v.lower() not in ("true", "false"): raise ValueError(f"{k}={v!r}: use true or false")
             v = v.lower() == "true"
-        out[k] = v
+        out[k] = v; given.add(k)
     for k in ("checkpoint", "text"):
         if not out[k]: raise ValueError(f"{k}=... is required: explicitlm-update-bank checkpoint=<dir> text=<file.txt>")
     if out["extractor"] not in EXTRACTORS: raise ValueError(f"extractor={out['extractor']!r}: choose one of {sorted(EXTRACTORS)}")
+    if out["form"] not in ENTRY_FORMS: raise ValueError(f"form={out['form']!r}: choose one of {ENTRY_FORMS}")
+    if out["evict"] not in EVICT: raise ValueError(f"evict={out['evict']!r}: choose one of {EVICT}")
+    if out["usage"] and out["evict"] != "least_used":
+        raise ValueError(f"usage={out['usage']} is only read to choose entries to evict: add evict=least_used, or drop usage=")
+    if out["trust_remote_code"] and not out["compressor"]:
+        raise ValueError("trust_remote_code=true is about the compressor's folder: give compressor=<dir>, or drop it")
     return out
 
+def read_update_text(path: str | Path) -> str:
+    "The text of file `path`, UTF-8 (a leading byte-order mark dropped); anything else is an error naming the file and the byte."
+    p = Path(path)
+    if not p.is_file(): raise FileNotFoundError(f"text={p} not found")
+    data = p.read_bytes()
+    try: return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"text={p} is not UTF-8 text: byte {e.start} is {data[e.start:e.start + 1]!r} ({e.reason}); "
+                         "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+
 def save_updated_checkpoint(model, src: str | Path, out: str | Path, overwrite: bool = False) -> Path:
-    "A copy of checkpoint `src` with `model` (its updated bank) saved in place of the old one, written atomically to `out`."
+    """A copy of checkpoint `src` with `model` (its updated bank) saved in place of the old one, written atomically to `out`;
+    a failed write (a full disk, a read-only folder) leaves nothing at `out` and is one error naming it."""
     from explicitlm.train import save_model, write_checkpoint_marker, CHECKPOINT_MARKER
-    with atomic_path(out, overwrite=overwrite) as tmp:
-        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("model", CHECKPOINT_MARKER))
-        save_model(model, Path(tmp) / "model")
-        write_checkpoint_marker(tmp)
+    try:
+        with atomic_path(out, overwrite=overwrite) as tmp:
+            shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("model", CHECKPOINT_MARKER))
+            save_model(model, Path(tmp) / "model")
+            write_checkpoint_marker(tmp)
+    except (FileExistsError, FileNotFoundError): raise
+    except OSError as e: raise os_error(e, "the updated checkpoint", out) from None
     return Path(out)
 
-def _update_bank_main(argv: Sequence[str] | None = None) -> BankUpdate:
+@contextlib.contextmanager
+def quiet_progress():
+    "Transformers' progress bars (loading and saving weights) off inside the block: a command's stderr is for errors."
+    from transformers.utils import logging as hf_logging
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try: yield
+    finally:
+        if was: hf_logging.enable_progress_bar()
+
+def _selection_counts(a: dict, src: Path):
+    "The selection counts `evict=least_used` ranks entries by (`usage=`, else the run's selection_usage.pt); None otherwise."
+    if a["evict"] != "least_used": return None
+    p = Path(a["usage"]) if a["usage"] else src.parent / "selection_usage.pt"
+    if not p.is_file():
+        raise FileNotFoundError(f"evict=least_used ranks entries by how often they were selected, and {p} is not there: "
+                                "pass usage=<file> (a run's selection_usage.pt, or eval.selection_stats counts saved with torch.save)")
+    return load_torch(p, "selection counts")
+
+def update_bank_command(argv: Sequence[str]) -> BankUpdate:
+    """What `explicitlm-update-bank` does, for programs: parse `argv`, update the bank, print the changes, write the new
+    checkpoint and then the change list; returns the `BankUpdate`. Errors are raised (`update_bank_cli` reports them)."""
     from explicitlm.train import load_trained, check_checkpoint
     from explicitlm.data import load_local_tokenizer
-    a = parse_update_args(sys.argv[1:] if argv is None else argv)
-    text_path, src = Path(a["text"]), check_checkpoint(a["checkpoint"])
-    if not text_path.is_file(): raise FileNotFoundError(f"text={text_path} not found")
+    a = parse_update_args(argv)
+    src, text = check_checkpoint(a["checkpoint"]), read_update_text(a["text"])
     out = Path(a["out"] or f"{src}-updated")
     if out.exists() and not a["overwrite"] and not a["dry_run"]: raise FileExistsError(f"out={out} exists: choose another or pass overwrite=true")
-    tok = load_local_tokenizer(a["tokenizer"])
-    model = load_trained(src, tok)
-    usage_path = Path(a["usage"]) if a["usage"] else src.parent / "selection_usage.pt"
-    usage = load_torch(usage_path, "selection counts") if a["usage"] or usage_path.exists() else None
-    update = update_bank(model, text_path.read_text(encoding="utf-8"), tok, extractor=EXTRACTORS[a["extractor"]](), form=a["form"],
-                         compressor=LinguaCompressor(a["compressor"]) if a["compressor"] else None, usage=usage,
-                         dry_run=a["dry_run"], force=a["force"])
-    changes_path = Path(a["changes"] or out.with_name(out.name + "-changes.jsonl"))
-    print(update.frame().to_string(index=False, max_colwidth=60) if update.changes else "no change: the bank already says all of it")
-    for s in update.skipped: print(f"already in the bank (entry {s['index']}): {s['text']!r}")
-    update.write_jsonl(changes_path)
-    if update.changes and not a["dry_run"]: print(f"updated checkpoint: {save_updated_checkpoint(model, src, out, a['overwrite'])}")
-    print(f"change list: {changes_path}" + (" (dry run: no checkpoint written)" if a["dry_run"] else ""))
+    changes_path = Path(a["changes"] or out.with_name(out.name + ("-changes.dry-run.jsonl" if a["dry_run"] else "-changes.jsonl")))
+    if a["changes"] and changes_path.exists() and not a["overwrite"]:
+        raise FileExistsError(f"changes={changes_path} exists (the change list of an earlier update?): choose another path or pass overwrite=true")
+    usage = _selection_counts(a, src)
+    with quiet_progress():
+        tok = load_local_tokenizer(a["tokenizer"])
+        model = load_trained(src, tok)
+        compressor = LinguaCompressor(a["compressor"], trust_remote_code=a["trust_remote_code"]) if a["compressor"] else None
+        try: update = update_bank(model, text, tok, extractor=EXTRACTORS[a["extractor"]](), form=a["form"], compressor=compressor,
+                                  usage=usage, dry_run=a["dry_run"], force=a["force"])
+        except BankFull:
+            raise ValueError(f"the bank of {src} is full (no empty entry) and nothing may be evicted: pass evict=least_used to "
+                             f"overwrite the least-selected entries (counts: {src.parent / 'selection_usage.pt'} or usage=<file>; "
+                             "each overwritten entry is listed), or clear entries first") from None
+        print(update.frame().to_string(index=False, max_colwidth=60) if update.changes else "no change: the bank already says all of it")
+        for s in update.skipped: print(f"already in the bank (entry {s['index']}): {s['text']!r}")
+        if update.evicted:
+            print(f"evicted {len(update.evicted)} existing entries (evict=least_used, least selected first):")
+            for c in update.evicted: print(f"  entry {c.index}: {c.old_text!r}")
+        if a["dry_run"]:
+            print(f"change list: {update.write_jsonl(changes_path)} (dry run: no checkpoint written)")
+        elif update.changes:                    # the checkpoint first: a change list never describes a checkpoint not written
+            print(f"updated checkpoint: {save_updated_checkpoint(model, src, out, a['overwrite'])}")
+            print(f"change list: {update.write_jsonl(changes_path)}")
+        else: print("no checkpoint written: nothing to change")
     return update
 
-def update_bank_cli(argv: Sequence[str] | None = None) -> BankUpdate:
-    "Entry point of `explicitlm-update-bank checkpoint=<dir> text=<file> [key=value ...]`; bad input exits with a one-line message."
+def _update_bank_entry(argv: Sequence[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help") for a in argv): print(update_cli_help()); return
+    update_bank_command(argv)
+
+def update_bank_cli(argv: Sequence[str] | None = None) -> None:
+    """Entry point of `explicitlm-update-bank checkpoint=<dir> text=<file> [key=value ...]`: returns None, so the console
+    script exits 0 on success; bad input or a failed write (disk full, read-only folder) exits with a one-line message."""
     from explicitlm.train import cli_errors
-    return cli_errors(_update_bank_main)(argv)
+    try: cli_errors(_update_bank_entry)(argv)
+    except BrokenPipeError: raise                # `--help | head`: cli_errors' business
+    except OSError as e:                         # a failed write, should cli_errors let one through: the same one line
+        print(f"error: {e}", file=sys.stderr); raise SystemExit(2)
