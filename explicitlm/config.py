@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_config.ipynb #c003
 from __future__ import annotations
-import difflib, math, typing, types
+import difflib, inspect, io, linecache, math, re, textwrap, tokenize, typing, types
 from dataclasses import dataclass, fields, MISSING
 from transformers import PreTrainedConfig, AutoConfig
 
 # %% auto #0
 __all__ = ['QUERY_MODES', 'ENTRY_POOLINGS', 'KEY_LAYOUTS', 'KEY_CACHES', 'RETRIEVAL_SCORES', 'READERS', 'QUERY_SOURCES',
-           'HF_CONFIG_KEYS', 'SEEDS_DESIGN', 'is_perfect_square', 'check_type', 'MemoryConfig', 'ExplicitLMConfig',
-           'own_fields', 'parse_value', 'apply_overrides', 'tiny_config']
+           'HF_CONFIG_KEYS', 'SEEDS_DESIGN', 'INT_LIMIT', 'is_perfect_square', 'check_type', 'MemoryConfig',
+           'ExplicitLMConfig', 'own_fields', 'field_comments', 'parse_value', 'apply_overrides', 'tiny_config']
 
 # %% ../nbs/00_config.ipynb #c005
 def is_perfect_square(n: int) -> bool:
@@ -63,7 +63,7 @@ class MemoryConfig(PreTrainedConfig):
     num_candidates_internal: int = 128  # entries retrieved by the product-key stage (stage 1; at most all filled entries);
                                         # a search setting, not a weight: raise it to read a larger bank than trained with
     num_selected: int = 1           # entries selected per position after re-scoring
-    gumbel_temperature: float = 1.0
+    gumbel_temperature: float = 1.0 # temperature of the Gumbel-Softmax selection (use_gumbel)
     use_gumbel: bool = False        # Gumbel-Softmax (straight-through) selection in training (the seeds': true)
     query_mode: str = "token"       # "token" (per position), "mean" (whole sequence, as ExplicitLM), "causal_mean"
     query_source: str = "residual"  # what queries the bank: "residual" (x + h_attn) or "attention" (h_attn only, the seeds')
@@ -161,12 +161,12 @@ class ExplicitLMConfig(MemoryConfig):
     n_heads: int = 8                # attention heads
     n_kv_heads: int = 2             # key/value heads (GQA); must divide n_heads
     hidden_dim: int | None = None   # SwiGLU FFN width of the baseline (None: 8/3*dim rounded to multiple_of)
-    multiple_of: int = 64
-    max_seq_len: int = 512
-    norm_eps: float = 1e-5
-    rope_theta: float = 1e6
-    eos_token_id: int = 0
-    tie_word_embeddings: bool = True
+    multiple_of: int = 64           # the baseline's FFN width is rounded up to a multiple of this
+    max_seq_len: int = 512          # longest sequence (tokens) the model trains on and reads
+    norm_eps: float = 1e-5          # epsilon of the RMS norms
+    rope_theta: float = 1e6         # base of the rotary position embeddings
+    eos_token_id: int = 0           # the end-of-text token (generation stops there)
+    tie_word_embeddings: bool = True # the output layer shares the token embedding matrix
 
     def validate(self):
         "The memory's checks, then the backbone's (raise `ValueError` naming the offending value)."
@@ -206,16 +206,61 @@ def _base_type(tp):
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union: return _base_type(args[0])
     return typing.get_origin(tp) or tp
 
+# %% ../nbs/00_config.ipynb #c031
+def _class_lines(cls) -> list[str]:
+    "Source lines of class `cls`: from its module's file, or, for a class defined in a notebook cell, from the cell."
+    try: return inspect.getsource(cls).splitlines(keepends=True)
+    except (OSError, TypeError): pass
+    for v in vars(cls).values():                   # a function defined in the class knows the cell it came from
+        fn = getattr(getattr(v, "fget", v), "__func__", getattr(v, "fget", v))
+        code = getattr(fn, "__code__", None)
+        if code is None or not getattr(fn, "__qualname__", "").startswith(cls.__qualname__ + "."): continue
+        lines = linecache.getlines(code.co_filename)
+        head = re.compile(rf"^(\s*)class {re.escape(cls.__name__)}\b")
+        starts = [i for i, l in enumerate(lines[:code.co_firstlineno]) if head.match(l)]
+        if not starts: continue
+        i = starts[-1]; indent = len(head.match(lines[i])[1])
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() and len(lines[j]) - len(lines[j].lstrip()) <= indent), len(lines))
+        return lines[i:end]
+    return []
+
+_FIELD_LINE = re.compile(r"^(?P<indent>\s+)(?P<name>[A-Za-z_]\w*)\s*:(?!=)")
+
+def field_comments(cls, inherited: bool = True) -> dict[str, str]:
+    """`{field: meaning}` from the comments of dataclass `cls` (and of its parents, if `inherited`): the comment on a field's
+    line, followed by the comment-only lines indented further below it; a section comment or a blank line ends it."""
+    classes = [c for c in reversed(cls.__mro__) if "__annotations__" in vars(c)
+               and not c.__module__.startswith(("transformers", "builtins"))] if inherited else [cls]
+    out = {}
+    for c in classes:
+        lines = textwrap.dedent("".join(_class_lines(c))).splitlines(keepends=True)
+        try: comments = {t.start[0]: (t.start[1], t.string.lstrip("#").strip()) for t in
+                         tokenize.generate_tokens(io.StringIO("".join(lines)).readline) if t.type == tokenize.COMMENT}
+        except (tokenize.TokenError, IndentationError, SyntaxError): continue
+        declared, body, cur = set(vars(c)["__annotations__"]), None, None
+        for n, line in enumerate(lines, 1):
+            m, indent = _FIELD_LINE.match(line), len(line) - len(line.lstrip())
+            if m and m["name"] in declared and (body is None or indent == body):
+                body, cur = indent, m["name"]
+                if n in comments: out[cur] = comments[n][1]
+            elif cur and n in comments and line.lstrip().startswith("#") and comments[n][0] > body:
+                out[cur] = f"{out.get(cur, '')} {comments[n][1]}".strip()       # the comment goes on
+            else: cur = None
+    return out
+
 # %% ../nbs/00_config.ipynb #c028
 SEEDS_DESIGN = dict(entry_pooling="mean", key_layout="learned", retrieval_score="dot", use_gumbel=True, reader="pooled",
                     copy_head=False, query_source="attention")
 
 # %% ../nbs/00_config.ipynb #c017
-_TRUE, _FALSE, _NONE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}, {"none", "null", ""}
+_TRUE, _FALSE, _NONE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}, {"none", "null"}
+INT_LIMIT = 2**63                                  # what a torch / numpy integer holds
 
 def parse_value(text: str, tp, name: str = "value"):
     "Convert the string `text` to the annotation `tp` (bool, int, float incl. `5e-5`, str, list, `X | None`)."
     optional = isinstance(tp, str) and "None" in tp or type(None) in typing.get_args(tp)
+    if not text.strip():     # `data_path=` is a mistake (a shell variable that was empty), not a request for the default
+        raise ValueError(f"{name}= has no value: give one{' (or none)' if optional else ''}, or leave {name} out for its default")
     if optional and text.strip().lower() in _NONE: return None
     bt, t = _base_type(tp), text.strip()
     try:
@@ -224,10 +269,14 @@ def parse_value(text: str, tp, name: str = "value"):
             if t.lower() in _FALSE: return False
             raise ValueError("expected true/false")
         if bt is int:
-            try: f = float(t)
-            except ValueError: raise ValueError("expected an integer such as 512 or 1e3") from None
-            if not f.is_integer(): raise ValueError("expected an integer")
-            return int(f)
+            try: v = int(t)
+            except ValueError:
+                try: f = float(t)
+                except ValueError: raise ValueError("expected an integer such as 512 or 1e3") from None
+                if not f.is_integer(): raise ValueError("expected an integer") from None
+                v = int(f)
+            if abs(v) >= INT_LIMIT: raise ValueError(f"{v:.3g} is too large: an integer key holds less than 2**63")
+            return v
         if bt is float:
             try: return float(t)
             except ValueError: raise ValueError("expected a number such as 0.1 or 5e-5") from None
@@ -242,6 +291,7 @@ def _field_types(obj) -> dict:
 def apply_overrides(overrides: list[str], **configs):
     "Apply `key=value` (or `section.key=value`) strings to the named dataclass `configs` in place; returns them."
     if not configs: raise ValueError("apply_overrides needs at least one named config, e.g. model=cfg")
+    given = {}                                     # (config, key) → the argument that set it
     for item in overrides:
         if "=" not in item: raise ValueError(f"override {item!r} is not of the form key=value")
         key, text = item.split("=", 1)
@@ -254,6 +304,9 @@ def apply_overrides(overrides: list[str], **configs):
             valid = sorted({n for c in targets for n in _field_types(c)})
             close = difflib.get_close_matches(name, valid, 3)
             raise ValueError(f"unknown key {key!r}{f' (did you mean {close[0]}?)' if close else ''}; valid keys: {', '.join(valid)}")
+        if (id(target), name) in given:
+            raise ValueError(f"{name} is given twice ({given[id(target), name]!r}, then {item!r}): give each key once")
+        given[id(target), name] = item
         setattr(target, name, parse_value(text, _field_types(target)[name], name))
     for c in configs.values():
         if hasattr(c, "__post_init__"): c.__post_init__()

@@ -11,9 +11,10 @@ import torch
 from fastcore.basics import patch
 from .bank import MemoryBank, token_ids
 from .corpus import PREDICATES, TWO_HOP, UNKNOWN, cloze_prompt, invented_word, make_fact
+from .data import load_records
 
 # %% auto #0
-__all__ = ['statement_templates', 'entry_text', 'FactBatch', 'FactStream']
+__all__ = ['FACT_FIELDS', 'statement_templates', 'entry_text', 'check_fact', 'load_facts', 'FactBatch', 'FactStream']
 
 # %% ../nbs/06a_counterfactual.ipynb #c006
 def statement_templates(predicate: str) -> list[str]:
@@ -25,6 +26,29 @@ def entry_text(fact: dict, obj: str) -> str:
     "The bank sentence of `fact` with object `obj` (the predicate's canonical form)."
     if fact["predicate"] in PREDICATES: return make_fact(fact["subject"], fact["predicate"], obj).sentence
     return f"{fact['prompt']} {obj}."
+
+# %% ../nbs/06a_counterfactual.ipynb #c031
+FACT_FIELDS = ("subject", "predicate", "object", "sentence")
+
+def check_fact(fact, where: str, require: Sequence[str] = ()) -> dict:
+    "`fact` if it holds `FACT_FIELDS`, `require` (and `prompt` for a predicate the corpus does not know) as non-empty strings; else an error naming `where`."
+    if not isinstance(fact, dict): raise ValueError(f"{where}: a fact must be a JSON object, not {type(fact).__name__}")
+    need = [*FACT_FIELDS, *([] if fact.get("predicate") in PREDICATES else ["prompt"]), *require]
+    for k in dict.fromkeys(need):
+        if k not in fact:
+            raise ValueError(f"{where}: field {k!r} is missing (a fact needs {', '.join(dict.fromkeys(need))}; this one has "
+                             f"{', '.join(sorted(fact)) or 'no field'})")
+        v = fact[k]
+        if not isinstance(v, str):
+            hint = f": write it in quotes, \"{v}\"" if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
+            raise ValueError(f"{where}: field {k!r} must be a string, not {type(v).__name__} ({v!r:.40}){hint}")
+        if not v.strip(): raise ValueError(f"{where}: field {k!r} is empty")
+    if not isinstance(fact.get("split", ""), str): raise ValueError(f"{where}: field 'split' must be a string such as 'train'")
+    return fact
+
+def load_facts(path_or_records, require: Sequence[str] = ()) -> list[dict]:
+    "The facts of a JSONL file (or an iterable of dicts), each checked by `check_fact`: an error names the file and line (or record)."
+    return [check_fact(r, where, require) for where, r in load_records(path_or_records)]
 
 # %% ../nbs/06a_counterfactual.ipynb #c009
 @dataclass
@@ -42,8 +66,8 @@ class FactBatch:
 
 # %% ../nbs/06a_counterfactual.ipynb #c010
 class FactStream:
-    "Seeded counterfactual fact batches over `facts` whose sentences are in `bank`, mixed with ordinary `texts`."
-    def __init__(self, facts: Sequence[dict], tokenizer, bank: MemoryBank, texts: Sequence[str] = (), n_facts: int = 24,
+    "Seeded counterfactual fact batches over `facts` (records, or a facts JSONL file) whose sentences are in `bank`, mixed with ordinary `texts`."
+    def __init__(self, facts, tokenizer, bank: MemoryBank, texts: Sequence[str] = (), n_facts: int = 24,
                  n_texts: int = 8, max_facts: int = 3, counterfactual: float = 1.0, two_hop: float = 0.15,
                  delete: float = 0.1, new_subjects: float = 0.2, distractors: int = 0, max_len: int = 128, seed: int = 0,
                  splits=("train",)):
@@ -54,6 +78,7 @@ class FactStream:
         self.tokenizer, self.bank, self.seed, self.max_len = tokenizer, bank, seed, max_len
         self.n_facts, self.n_texts, self.max_facts, self.distractors = n_facts, n_texts, max_facts, distractors
         self.p = dict(counterfactual=counterfactual, two_hop=two_hop, delete=delete, new_subjects=new_subjects)
+        facts = load_facts(facts)                  # a bad record fails here, naming its line and field
         entries = bank.find([f["sentence"] for f in facts], tokenizer)
         self.facts = [dict(f, entry=e) for f, e in zip(facts, entries) if e is not None]
         self.n_missing = len(facts) - len(self.facts)
@@ -72,7 +97,9 @@ class FactStream:
         self.first_hops = {h["first"]: [f for f in self.facts if f["predicate"] == h["first"] and f["subject"] in by_subject]
                            for h in self.chains.values()}    # the facts a two-hop statement can start from
         self._cache = {}
-        self.text_ids = [self.encode(t, cache=False) + [tokenizer.eos_token_id] for t in texts]
+        # each text is tokenized once, here, and only the max_len ids a batch can use are kept (a long text costs no memory)
+        self.text_ids = [(ids + [tokenizer.eos_token_id])[:max_len] for i in range(0, len(texts), 1024)
+                         for ids in token_ids(tokenizer, list(texts[i:i + 1024]))]
         if n_texts and not self.text_ids: raise ValueError(f"n_texts={n_texts} but no texts were given")
 
     def encode(self, text: str, cache: bool = True) -> list[int]:
@@ -84,7 +111,6 @@ class FactStream:
                 if len(self._cache) >= 100_000: self._cache.clear()      # invented subjects would grow it without end
                 self._cache[text] = ids
         return ids
-
 
     def __repr__(self):
         return (f"FactStream({len(self.facts)} facts of {len(self.subjects)} subjects, {len(self.text_ids)} texts, "

@@ -5,6 +5,7 @@
 # %% ../nbs/06_data.ipynb #c003
 from __future__ import annotations
 import argparse, json, warnings
+from array import array
 from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -98,7 +99,7 @@ def pad_item(ids: list[int], labels: list[int], max_seq_len: int, pad_id: int) -
                 attention_mask=torch.tensor([1] * len(ids) + [0] * n_pad))
 
 class PretrainDataset(Dataset):
-    "Causal-LM dataset of `{text_key: str}` records: tokens + eos, truncated, padded; labels -100 on padding."
+    "Causal-LM dataset of `{text_key: str}` records: tokens + eos, truncated, padded; labels -100 on padding (each text tokenized once)."
     def __init__(self, path_or_records, tokenizer, max_seq_len: int = 512, text_key: str = "text",
                  on_error: str = "raise"):
         if max_seq_len < 1: raise ValueError(f"max_seq_len must be >= 1, got {max_seq_len}")
@@ -108,11 +109,20 @@ class PretrainDataset(Dataset):
             if not isinstance(r.get(text_key), str):
                 raise ValueError(f"{where}: expected a string field {text_key!r}, got keys {sorted(r)}")
             self.texts.append(r[text_key])
+        self._ids = [None] * len(self.texts)      # each text's ids, once tokenized
 
     def __len__(self): return len(self.texts)
 
+    def token_ids(self, i: int) -> list[int]:
+        "Ids of text `i` plus eos, cut to `max_seq_len`: tokenized at the first access, then kept."
+        ids = self._ids[i]
+        if ids is None:
+            full = self.tokenizer.encode(self.texts[i], add_special_tokens=False) + [self.tokenizer.eos_token_id]
+            ids = self._ids[i] = array("i", full[:self.max_seq_len])
+        return ids.tolist()
+
     def __getitem__(self, i: int) -> dict:
-        ids = self.tokenizer.encode(self.texts[i], add_special_tokens=False) + [self.tokenizer.eos_token_id]
+        ids = self.token_ids(i)
         return pad_item(ids, list(ids), self.max_seq_len, self.tokenizer.pad_token_id)
 
 # %% ../nbs/06_data.ipynb #c018
@@ -163,7 +173,8 @@ class SFTDataset(Dataset):
                               f"tokens (first: {cut[0]}); raise max_seq_len to keep them")
         dropped = set(cut)
         keep = [i for i, (w, _) in enumerate(convs) if w not in dropped]
-        self.conversations, self.encoded = [convs[i][1] for i in keep], [encoded[i] for i in keep]
+        self.conversations = [convs[i][1] for i in keep]
+        self.encoded = [(encoded[i][0][:max_seq_len], encoded[i][1][:max_seq_len]) for i in keep]   # only what an item holds
 
     def __len__(self): return len(self.conversations)
 

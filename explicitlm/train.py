@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_train.ipynb #c003
 from __future__ import annotations
-import contextlib, csv, json, math, os, random, shutil, sys, time
+import collections, contextlib, csv, errno, functools, json, math, os, random, shutil, sys, time
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 import torch
@@ -12,28 +12,28 @@ from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from .config import ExplicitLMConfig, apply_overrides, own_fields
-from .files import atomic_path, atomic_write_text, load_torch, save_torch
+from .config import ExplicitLMConfig, apply_overrides, own_fields, field_comments
+from .files import atomic_path, atomic_write_text, load_torch, save_torch, folder_lock, remove_stale_partials
 from .bank import build_bank
 from .minimind import MemoryLM, BaselineLM, NoFFNLM
 from .fusion import freeze_all_but_memory, parameter_report
 from .data import load_local_tokenizer, PretrainDataset, SFTDataset, collate, read_jsonl, bundled_data_dir
-from .counterfactual import FactStream, FactBatch
+from .counterfactual import FactStream, FactBatch, load_facts
 from . import monitor
 from .eval import eval_loss
 from .monitor import METRIC_COLUMNS
 
 # %% auto #0
-__all__ = ['MODEL_TYPES', 'REFERENCE_RECIPE', 'CHECKPOINT_MARKER', 'RUN_FILES', 'RESUMABLE_CHANGES', 'ACCELERATE_CONFIGS',
-           'accelerate_trackers', 'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog',
-           'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint', 'write_checkpoint_marker',
+__all__ = ['MODEL_TYPES', 'PATH_KEYS', 'REFERENCE_RECIPE', 'CHECKPOINT_MARKER', 'RUN_FILES', 'RESUMABLE_CHANGES',
+           'ACCELERATE_CONFIGS', 'accelerate_trackers', 'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor',
+           'MetricsLog', 'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint', 'write_checkpoint_marker',
            'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint', 'load_trainer_state', 'load_trained',
            'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch', 'RetrievalSupervision',
            'default_extra_losses', 'bank_overlay', 'step_loss', 'ema_memory_update', 'StepOutput', 'train_step',
-           'TrainResult', 'prepare_out_dir', 'resume_conflicts', 'resume_training', 'evaluate_and_log',
-           'accelerator_available', 'fit', 'fact_stream', 'pretrain', 'split_eval', 'train_memory', 'pretrain_qwen3',
-           'cli_help', 'parse_cli', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli',
-           'write_accelerate_config']
+           'TrainResult', 'check_out_dir', 'prepare_out_dir', 'resume_conflicts', 'shape_mismatch', 'resume_training',
+           'evaluate_and_log', 'accelerator_available', 'fit', 'fact_stream', 'pretrain', 'split_eval', 'train_memory',
+           'pretrain_qwen3', 'cli_help', 'parse_cli', 'cli_message', 'cli_errors', 'pretrain_cli', 'train_memory_cli',
+           'demo_cli', 'write_accelerate_config']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -43,10 +43,13 @@ def accelerate_trackers() -> list[str]:
     from accelerate.tracking import LOGGER_TYPE_TO_CLASS
     return list(LOGGER_TYPE_TO_CLASS)
 
+PATH_KEYS = ("data_path", "eval_path", "sft_path", "knowledge_path", "tokenizer_path", "init_from", "facts_path",
+             "resume_from", "cache_dir")     # settings that name a file or folder
+
 @dataclass
 class TrainConfig:
     "Everything about a training run that is not the model (paths, optimization, logging, checkpoints)."
-    out_dir: str = "out/pretrain"       # where metrics.csv, checkpoint-N/ and the trackers go
+    out_dir: str = "out/pretrain"       # where metrics.csv, checkpoint-N/ and the trackers go (one run at a time: it is locked)
     data_path: str | None = None        # pretraining JSONL ({"text": ...}); None → bundled data/pretrain.jsonl
     eval_path: str | None = None        # None → bundled data/pretrain_eval.jsonl
     sft_path: str | None = None         # conversations JSONL for train_memory; None → bundled data/omcq_train_sft.jsonl
@@ -68,31 +71,32 @@ class TrainConfig:
     retrieval_weight: float = 1.0       # weight of the retrieval loss at supervised positions (0: the seeds' unsupervised keys)
     retrieval_negatives: int = 512      # random negatives of the retrieval loss per step, beside the gate's own candidates
     ema_update: bool = False            # the seeds' EMA update of the unfrozen entries selected in each batch (see below)
-    max_steps: int = 1000
+    max_steps: int = 1000               # optimizer steps of the run
     max_time: float = 0.0               # seconds; 0 = no time bound
     batch_size: int = 16                # ordinary texts per batch (SFT conversations in train_memory without the fact stream)
-    accumulation_steps: int = 1
-    learning_rate: float = 2e-4
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 0
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
+    accumulation_steps: int = 1         # micro-batches per optimizer step (gradient accumulation)
+    learning_rate: float = 2e-4         # peak learning rate of AdamW, reached after warmup_steps
+    min_lr_ratio: float = 0.1           # the cosine schedule ends at learning_rate × min_lr_ratio
+    warmup_steps: int = 0               # steps of linear warmup from 0
+    weight_decay: float = 0.01          # AdamW weight decay (not on biases and norms)
+    grad_clip: float = 1.0              # clip the gradient norm to this (0 = no clipping)
     mixed_precision: str = "no"         # no | fp16 | bf16
-    eval_every: int = 100
-    eval_batches: int = 8
+    eval_every: int = 100               # evaluate and check the monitor every N steps (and at the end)
+    eval_batches: int = 8               # held-out batches of each evaluation
     monitor_generations: int = 2        # prompts generated at each eval for the repetition signal (0 = skip)
     stop_on_danger: bool = False        # stop the run when a monitor signal reaches 'danger'
-    save_every: int = 500
+    save_every: int = 500               # a checkpoint every N steps (and one at the end)
     keep_last: int = 3                  # checkpoints kept in out_dir, the newest (0 = all of them)
     overwrite: bool = False             # replace an earlier run's checkpoints and metrics in out_dir (else: refuse)
-    log_every: int = 10
+    log_every: int = 10                 # a train row in metrics.csv every N steps
     log_with: str = "csv"               # "csv" (metrics.csv only), or trackers beside it, comma-separated: "tensorboard",
                                         # "swanlab" (the seeds' tracker, offline: `swanlab sync` uploads later), any accelerate tracker
-    seed: int = 42
+    seed: int = 42                      # random seed of the initial weights, the frozen share of the bank, the batch order,
+                                        # teacher forcing and dropout: a seeded run is reproducible
     resume_from: str | None = None      # a checkpoint-{step} directory
-    cache_dir: str = "data/cache"
-    recompute_cache: bool = False
-    progress: bool = True
+    cache_dir: str = "data/cache"       # where the tokenized bank is cached between runs
+    recompute_cache: bool = False       # rebuild the cached bank even if it is there
+    progress: bool = True               # show a progress bar
 
     @property
     def trackers(self) -> list[str]:
@@ -113,6 +117,21 @@ class TrainConfig:
         if self.keep_last < 0: raise ValueError(f"keep_last={self.keep_last} must be >= 0 (0 keeps every checkpoint)")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"learning_rate={self.learning_rate} must be a positive finite number")
+        if not str(self.out_dir).strip():
+            raise ValueError("out_dir= is empty: the run would be written into the current directory; give it a folder, e.g. out_dir=out/run")
+        for name in PATH_KEYS:
+            if getattr(self, name) is not None and not str(getattr(self, name)).strip():
+                raise ValueError(f"{name}={getattr(self, name)!r} is an empty path: give a path, or None for the default")
+        if not self.max_time >= 0:                              # (also refuses nan)
+            raise ValueError(f"max_time={self.max_time} must be >= 0 seconds: a bound on the run's time, or 0 for none")
+        if not 0 <= self.seed < 2**32:     # generator seeds are derived from it (seed × 1,000,003 + step) and must fit 64 bits
+            raise ValueError(f"seed={self.seed} must be an integer in [0, 2**32)")
+        for name in ("warmup_steps", "recluster_every", "distractors", "retrieval_negatives"):
+            if getattr(self, name) < 0: raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        for name in ("weight_decay", "grad_clip", "retrieval_weight"):
+            v = getattr(self, name)
+            if not (v >= 0 and math.isfinite(v)): raise ValueError(f"{name}={v} must be a finite number >= 0")
+        if not 0 <= self.min_lr_ratio <= 1: raise ValueError(f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
 
 # %% ../nbs/10_train.ipynb #c009
 # how the reference model trains (the demo, the tour, the snapshots and the benchmarks): 8 texts + 24 fact statements per step
@@ -452,9 +471,26 @@ class TrainResult:
 
 RUN_FILES = ("metrics.csv", "selection_usage.pt", "trackers")      # what a run writes into out_dir beside its checkpoints
 
+def check_out_dir(cfg: TrainConfig) -> Path:
+    """`cfg.out_dir`, unless a run must not go there: empty (the current directory), or, with `overwrite` (which deletes
+    an earlier run's files), the current directory, the home directory or the root of the file system."""
+    if not str(cfg.out_dir).strip(): raise ValueError("out_dir= is empty: give the run a folder of its own, e.g. out_dir=out/run")
+    out = Path(cfg.out_dir)
+    if cfg.overwrite:
+        r = out.resolve()
+        for what, p in (("the current directory", Path.cwd()), ("the home directory", Path.home()), ("the file-system root", Path(r.anchor))):
+            if r == p.resolve():
+                raise ValueError(f"out_dir={cfg.out_dir} is {what}: overwrite=true would delete the files of a run there; "
+                                 f"give the run a folder of its own, e.g. out_dir=out/run")
+    return out
+
 def prepare_out_dir(cfg: TrainConfig) -> Path:
-    "Create `cfg.out_dir`; one that holds an earlier run is refused unless resuming or `overwrite` (which removes that run)."
-    out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
+    """Create `cfg.out_dir`; one that holds an earlier run is refused unless resuming or `overwrite` (which removes that run).
+    Leftovers of a write killed half-way (`files.stale_partials`) are removed."""
+    out = check_out_dir(cfg); out.mkdir(parents=True, exist_ok=True)
+    if gone := remove_stale_partials(out):
+        print(f"out_dir={out}: removed {len(gone)} leftover(s) of a write that was killed ({', '.join(p.name for p in gone[:3])}"
+              f"{', ...' if len(gone) > 3 else ''})")
     earlier = sorted(p.name for p in out.iterdir() if p.name in RUN_FILES or p.name.startswith("checkpoint-"))
     if cfg.resume_from or not earlier: return out
     if not cfg.overwrite:
@@ -483,13 +519,22 @@ def resume_conflicts(ckpt: str | Path, saved_train: dict, model_config, cfg: Tra
     now = asdict(cfg)
     return out + [f"{k}: {v!r} → {now[k]!r}" for k, v in saved_train.items() if k in now and k not in RESUMABLE_CHANGES and v != now[k]]
 
-def _restore_model(model, ckpt: Path):
-    if hasattr(model, "load_memory"): model.load_memory(ckpt / "model"); return
-    state = type(model).from_pretrained(ckpt / "model").state_dict()
-    model.load_state_dict(state)
+def shape_mismatch(e: BaseException) -> str | None:
+    "The first `size mismatch for <tensor>: ...` of a state-dict load error (`RuntimeError`), or None for any other error."
+    return next((l.strip().rstrip(".") for l in str(e).splitlines() if "size mismatch for" in l), None) if isinstance(e, RuntimeError) else None
 
-def resume_training(model, optimizer, scheduler, cfg: TrainConfig) -> int:
-    "Restore model, optimizer, scheduler and RNG states from the checkpoint `cfg.resume_from` (refused if saved with other settings); its step."
+def _restore_model(model, ckpt: Path):
+    try:
+        if hasattr(model, "load_memory"): model.load_memory(ckpt / "model"); return
+        state = type(model).from_pretrained(ckpt / "model").state_dict()
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        if (m := shape_mismatch(e)) is None: raise
+        raise ValueError(f"{ckpt} does not fit this model ({m}): resume with the model settings it was saved with") from None
+
+def resume_training(model, optimizer, scheduler, cfg: TrainConfig, history: list | None = None) -> int:
+    """Restore model, optimizer, scheduler and RNG states from the checkpoint `cfg.resume_from` (refused if saved with other
+    settings); its step. `history` (a list or deque) gets the recent training losses the eval rows average over."""
     st = load_trainer_state(cfg.resume_from)
     conflicts = resume_conflicts(cfg.resume_from, st["train_config"], model.config, cfg)
     if conflicts: raise ValueError(f"resume_from={cfg.resume_from} was saved with other settings than this run's:\n  "
@@ -498,6 +543,7 @@ def resume_training(model, optimizer, scheduler, cfg: TrainConfig) -> int:
     optimizer.load_state_dict(st["optimizer"]); scheduler.load_state_dict(st["scheduler"])
     torch.set_rng_state(st["rng_torch"]); random.setstate(st["rng_python"])
     if st.get("rng_cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st["rng_cuda"])
+    if history is not None: history.extend(st.get("recent_losses", []))    # (none in a checkpoint of an older version)
     return st["step"]
 
 # %% ../nbs/10_train.ipynb #c086
@@ -521,10 +567,17 @@ def accelerator_available() -> bool:
     "Whether torch sees a GPU (CUDA) or an Apple GPU (MPS)."
     return torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
 
+def _initial_eval_loss(path: Path) -> float | None:
+    "The eval loss of step 0 in the metrics CSV at `path` (what a resumed run reports as its start)."
+    if not path.exists(): return None
+    with open(path, newline="") as f:
+        row = next((r for r in csv.DictReader(f) if r.get("step") == "0" and r.get("kind") == "eval" and r.get("eval_loss")), None)
+    return float(row["eval_loss"]) if row else None
+
 def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None, extra_losses: list | None = None) -> TrainResult:
     "Train `model` on `train_data` (a `TextBatches` or a `FactStream`) per `cfg`, with `extra_losses` (None: from `cfg`)."
     torch.manual_seed(cfg.seed); random.seed(cfg.seed)
-    out_dir = Path(cfg.out_dir)
+    out_dir = check_out_dir(cfg)
     # each process keeps its own bank: a fact batch writes its counterfactual entries into it for one step, so DDP must
     # not overwrite the buffers with rank 0's at every forward (every other write is the same on all processes)
     acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=cfg.trackers or None, project_dir=out_dir / "trackers",
@@ -533,8 +586,15 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None,
     if acc.num_processes > 1 and cfg.ema_update:
         raise ValueError("ema_update=true rewrites bank entries from each process's own batch, so the banks of a multi-process "
                          "run would drift apart: train it in one process")
-    if acc.is_main_process: prepare_out_dir(cfg)
-    acc.wait_for_everyone()
+    # one run per out_dir: the main process holds its lock until the run ends, and a second run there is refused at once
+    with folder_lock(out_dir, "out_dir") if acc.is_main_process else contextlib.nullcontext():
+        if acc.is_main_process: prepare_out_dir(cfg)
+        acc.wait_for_everyone()
+        return _fit_loop(model, train_data, eval_ds, cfg, tokenizer, extra_losses, acc)
+
+def _fit_loop(model, train_data, eval_ds, cfg: TrainConfig, tokenizer, extra_losses, acc: Accelerator) -> TrainResult:
+    "The run of `fit` in its prepared, locked out_dir: optimizer, resume, steps, evaluations, checkpoints."
+    out_dir = Path(cfg.out_dir)
     if cfg.trackers:
         acc.init_trackers(out_dir.name, config={k: v for k, v in asdict(cfg).items() if isinstance(v, (int, float, str, bool))},
                           init_kwargs={"swanlab": {"mode": "offline", "logdir": str(out_dir / "trackers" / "swanlog")}})
@@ -546,10 +606,12 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
     log = MetricsLog(out_dir / "metrics.csv", fresh=cfg.resume_from is None, active=acc.is_main_process,
                      tracker=(lambda m, s: acc.log(m, step=s)) if cfg.trackers else None)
-    step = 0
+    step, initial = 0, None
+    history = collections.deque(maxlen=cfg.eval_every)     # the training losses the next eval row averages
     if cfg.resume_from:
-        step = resume_training(model, opt, sched, cfg)
+        step = resume_training(model, opt, sched, cfg, history)
         if acc.is_main_process: truncate_metrics(out_dir / "metrics.csv", step)
+        initial = _initial_eval_loss(out_dir / "metrics.csv")
         acc.print(f"resumed from {cfg.resume_from} at step {step}")
     if acc.state.deepspeed_plugin is not None:      # DeepSpeed wants the per-GPU micro-batch when no dataloader is prepared
         acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
@@ -560,10 +622,10 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None,
     # the index is rebuilt at the start and after every checkpoint, so a resumed run starts from the same index
     if can_cluster: raw.cluster_keys(seed=cfg.seed + step)
     eval_args = dict(tokenizer=tokenizer, device=dev, main_process=acc.is_main_process)
+    save = lambda: save_checkpoint(out_dir, step, raw, opt, sched, cfg, extra=dict(recent_losses=list(history)))
 
-    initial = None
     if step == 0: initial, _, _ = evaluate_and_log(raw, eval_ds, cfg, log, 0, None, **eval_args)
-    t0, last_log_t, tokens_since, history, stopped_by = time.time(), time.time(), 0, [], "max_steps"
+    t0, last_log_t, tokens_since, stopped_by = time.time(), time.time(), 0, "max_steps"
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not (cfg.progress and acc.is_main_process), dynamic_ncols=True)
     model.train()
     final, last_signals = None, None
@@ -588,17 +650,17 @@ def fit(model: nn.Module, train_data, eval_ds, cfg: TrainConfig, tokenizer=None,
         last = step == cfg.max_steps or timed_out
         if last and can_cluster: raw.cluster_keys(seed=cfg.seed + step)   # the saved keys fit the final encoder
         if step % cfg.eval_every == 0 or last:
-            recent = sum(history[-cfg.eval_every:]) / len(history[-cfg.eval_every:])
+            recent = sum(history) / len(history)
             final, worst, last_signals = evaluate_and_log(raw, eval_ds, cfg, log, step, round(recent, 5), **eval_args)
             if worst == "danger" and cfg.stop_on_danger: stopped_by = "monitor"; break
         if step % cfg.save_every == 0 and step < cfg.max_steps:
-            if acc.is_main_process: save_checkpoint(out_dir, step, raw, opt, sched, cfg)
+            if acc.is_main_process: save()
             if can_cluster: raw.cluster_keys(seed=cfg.seed + step)
         if timed_out: stopped_by = "max_time"; break
     bar.close()
     if last_signals is not None and acc.is_main_process:
         print(f"monitor at step {step}: {monitor.worst_status(last_signals)}\n{monitor.format_statuses(last_signals)}")
-    ck = save_checkpoint(out_dir, step, raw, opt, sched, cfg) if acc.is_main_process else out_dir / f"checkpoint-{step}"
+    ck = save() if acc.is_main_process else out_dir / f"checkpoint-{step}"
     acc.wait_for_everyone()
     if cfg.trackers: acc.end_training()
     raw.eval()
@@ -610,7 +672,7 @@ def _bundled(path, name):
 
 def fact_stream(cfg: TrainConfig, tokenizer, bank, texts: list[str], with_bank: bool, max_len: int) -> FactStream:
     "The fact stream `cfg` asks for over `bank` (counterfactual only for a model that reads `bank`)."
-    facts = list(read_jsonl(_bundled(cfg.facts_path, "facts.jsonl")))
+    facts = load_facts(_bundled(cfg.facts_path, "facts.jsonl"))    # a bad record fails naming its file, line and field
     return FactStream(facts, tokenizer, bank, texts, n_facts=cfg.fact_sequences, n_texts=cfg.batch_size,
                       counterfactual=cfg.counterfactual if with_bank else 0.0, two_hop=cfg.two_hop,
                       delete=cfg.delete if with_bank else 0.0, new_subjects=cfg.new_subjects if with_bank else 0.0,
@@ -716,11 +778,8 @@ def pretrain_qwen3(path: str | Path, tokenizer=None, steps: int = 1500, dim: int
 # %% ../nbs/10_train.ipynb #c043
 def cli_help(prog: str, description: str, train_defaults: dict | None = None, model_defaults=None) -> str:
     "The `--help` text of a CLI: usage, what it does, then every training and model key with its type, default and meaning."
-    from fastcore.docments import docments
     def rows(cls, obj):
-        docs = {}                                  # the comments of each field, where it is declared (MemoryConfig, ...)
-        for c in reversed(cls.__mro__):
-            if c.__module__.startswith("explicitlm"): docs.update({k: v for k, v in docments(c).items() if v})
+        docs = field_comments(cls)                 # each field's own comment, where it is declared (MemoryConfig, ...)
         return [f"  {f.name:26s} {str(f.type).replace(' | None', '?'):10s} {getattr(obj, f.name)!r:>14s}  {docs.get(f.name) or ''}"
                 for f in own_fields(cls)]
     return "\n".join([f"usage: {prog} [key=value ...]", "", description, "",
@@ -734,7 +793,8 @@ def parse_cli(argv: list[str], train_defaults: dict | None = None, prog: str = "
               description: str = "") -> tuple[ExplicitLMConfig, TrainConfig]:
     "Model and training configs from `key=value` arguments (the tokenizer path is read first: it sets the vocabulary)."
     if any(a in ("-h", "--help") for a in argv):
-        print(cli_help(prog, description, train_defaults)); raise SystemExit(0)
+        print(cli_help(prog, description, train_defaults)); sys.stdout.flush()   # (a closed pipe fails here, in cli_errors)
+        raise SystemExit(0)
     tcfg = TrainConfig(**(train_defaults or {}))
     tok_arg = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0] in ("tokenizer_path", "training.tokenizer_path")]
     mcfg = cpu_demo_config(load_local_tokenizer(tok_arg[-1] if tok_arg else None))
@@ -746,14 +806,36 @@ def _report(res: TrainResult):
           f" → {res.final_eval_loss if res.final_eval_loss is not None else float('nan'):.4f}")
     print(f"checkpoint: {res.checkpoint_dir}\nmetrics:    {res.metrics_path}")
 
+def cli_message(e: BaseException) -> str | None:
+    """What `cli_errors` prints after `error: ` for `e`, or None for an error it does not handle (a bug: its traceback
+    shows). An `OSError` is named by its path (a full disk, a read-only folder, a locked out_dir)."""
+    if isinstance(e, OSError) and e.filename is not None:
+        msg = f"{e.filename}: {e.strerror or e}"
+        if e.errno == errno.ENOSPC: msg += "; nothing half-written is left and earlier checkpoints are intact: free some space, then resume"
+        return msg
+    if isinstance(e, (ValueError, OSError, FloatingPointError)): return str(e)
+    if (m := shape_mismatch(e)): return f"tensors of another shape than this model's: {m} (a setting changed since it was saved?)"
+    return None
+
+def _stdout_gone():
+    "The reader of stdout went away (`--help | head`): send what is left to /dev/null, so that exiting writes nothing."
+    try: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError): pass
+    raise SystemExit(1)
+
 def cli_errors(fn):
-    "Run a CLI entry point; bad input (ValueError, FileNotFoundError) exits with a one-line message and code 2."
-    import functools
+    """Run a CLI entry point: bad input or a failed write exits with one line, `error: ...`, and code 2 (`cli_message`);
+    a closed stdout ends it quietly."""
     @functools.wraps(fn)
     def run(argv=None):
-        try: return fn(argv)
-        except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as e:
-            print(f"error: {e}", file=sys.stderr); raise SystemExit(2)
+        try:
+            res = fn(argv)
+            sys.stdout.flush()                     # a closed pipe fails here, not in an "Exception ignored" at exit
+            return res
+        except BrokenPipeError: _stdout_gone()
+        except (ValueError, OSError, FloatingPointError, RuntimeError) as e:
+            if (msg := cli_message(e)) is None: raise
+            print(f"error: {msg}", file=sys.stderr); raise SystemExit(2)
     return run
 
 @cli_errors
@@ -783,11 +865,13 @@ def demo_cli(argv: list[str] | None = None):
                                        overwrite=True),     # a second demo replaces the first (and says so)
                            prog="explicitlm-demo", description="Train the reference memory model (about three minutes on 2 "
                            "CPU cores), then edit, insert and delete facts in its bank and ask again.")
+    shows = tcfg.model_type == "memory" and tcfg.knowledge_path is None        # the bank changes after training
+    facts = load_facts(_bundled(tcfg.facts_path, "facts.jsonl"), require=("uuid", "prompt", "answer")) if shows else None
     res = pretrain(mcfg, tcfg)
     _report(res)
-    if not getattr(res.model, "uses_memory", False) or tcfg.knowledge_path is not None: return
+    if not shows or not getattr(res.model, "uses_memory", False): return
     from explicitlm.knowledge import demo_bank_changes
-    demo_bank_changes(res.model, res.tokenizer, list(read_jsonl(_bundled(tcfg.facts_path, "facts.jsonl"))))
+    demo_bank_changes(res.model, res.tokenizer, facts)
     print(f"\nlook at the metrics: pandas.read_csv('{res.metrics_path}')")
 
 if __name__ == "__main__" and not hasattr(sys, "ps1") and "ipykernel" not in sys.modules:
