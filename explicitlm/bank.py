@@ -555,25 +555,30 @@ class EntryEncoder(nn.Module):
         self.pos = nn.Parameter(torch.zeros(knowledge_length, hidden_size)) if pooling == "attention" else None
         self.proj = nn.Linear(hidden_size, knowledge_dim, bias=False)
 
+    def pooling_weights(self, tokens: torch.Tensor, embed: nn.Module) -> torch.Tensor:
+        "Each token's share `[..., knowledge_length]` of an entry's key (summing to 1 over its real tokens; 0 for an empty entry)."
+        rows = tokens.reshape(-1, tokens.shape[-1]).long()
+        mask, L, dtype = rows != self.pad_token_id, rows.shape[1], self.proj.weight.dtype
+        if self.attn is None: return (mask.to(dtype) / mask.sum(1, keepdim=True).clamp(min=1)).reshape(tokens.shape)
+        # the logit of (token, slot) is attn(embedding) + attn(position): one logit per vocabulary row when the
+        # tokens outnumber the vocabulary (a gather, no de-duplication), else per distinct token
+        table = lookup_table(embed)
+        if table is not None and table.dtype == dtype and rows.numel() >= len(table): e, at = table, rows
+        else:
+            distinct, at = torch.unique(rows, return_inverse=True)
+            e = embed(distinct)
+        if not self.embedding_grad: e = e.detach()
+        if e.shape[-1] != self.hidden_size:
+            raise ValueError(f"token embeddings have size {e.shape[-1]}, EntryEncoder expects hidden_size={self.hidden_size}")
+        # (index_select, not [at]: its backward is deterministic on CPU; advanced indexing accumulates in any order)
+        logits = self.attn(e.to(dtype)).squeeze(-1).index_select(0, at.flatten()).view_as(at) + self.attn(self.pos[:L]).squeeze(-1)
+        return (torch.softmax(logits.masked_fill(~mask, -1e4), dim=1) * mask).reshape(tokens.shape)   # empty entry → zeros
+
     def forward(self, tokens: torch.Tensor, embed: nn.Module) -> torch.Tensor:
         "`tokens` `[..., knowledge_length]` → `[..., knowledge_dim]`, token embeddings through `embed`."
         rows = tokens.reshape(-1, tokens.shape[-1]).long()        # (the bank stores ids in a narrow dtype)
-        mask, L, dtype = rows != self.pad_token_id, rows.shape[1], self.proj.weight.dtype
-        if self.attn is None: w = mask.to(dtype) / mask.sum(1, keepdim=True).clamp(min=1)
-        else:
-            # the logit of (token, slot) is attn(embedding) + attn(position): one logit per vocabulary row when the
-            # tokens outnumber the vocabulary (a gather, no de-duplication), else per distinct token
-            table = lookup_table(embed)
-            if table is not None and table.dtype == dtype and rows.numel() >= len(table): e, at = table, rows
-            else:
-                distinct, at = torch.unique(rows, return_inverse=True)
-                e = embed(distinct)
-            if not self.embedding_grad: e = e.detach()
-            if e.shape[-1] != self.hidden_size:
-                raise ValueError(f"token embeddings have size {e.shape[-1]}, EntryEncoder expects hidden_size={self.hidden_size}")
-            # (index_select, not [at]: its backward is deterministic on CPU; advanced indexing accumulates in any order)
-            logits = self.attn(e.to(dtype)).squeeze(-1).index_select(0, at.flatten()).view_as(at) + self.attn(self.pos[:L]).squeeze(-1)
-            w = torch.softmax(logits.masked_fill(~mask, -1e4), dim=1) * mask     # empty entry → zero vector
+        L, dtype = rows.shape[1], self.proj.weight.dtype
+        w = self.pooling_weights(rows, embed)
         pooled = weighted_embedding_sum(rows, w, embed, detach=not self.embedding_grad)
         if pooled.shape[-1] != self.hidden_size:
             raise ValueError(f"token embeddings have size {pooled.shape[-1]}, EntryEncoder expects hidden_size={self.hidden_size}")

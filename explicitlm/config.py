@@ -25,7 +25,7 @@ KEY_LAYOUTS = ("content", "learned")
 KEY_CACHES = ("always", "inference", "never")
 RETRIEVAL_SCORES = ("cosine", "dot")
 READERS = ("slots", "pooled")
-QUERY_SOURCES = ("residual", "attention")
+QUERY_SOURCES = ("residual", "attention", "tokens")
 
 # keys a saved Hugging Face config carries beside ours (`from_pretrained` passes them on)
 HF_CONFIG_KEYS = {"model_type", "transformers_version", "architectures", "_name_or_path", "name_or_path", "dtype", "torch_dtype",
@@ -66,7 +66,9 @@ class MemoryConfig(PreTrainedConfig):
     gumbel_temperature: float = 1.0 # temperature of the Gumbel-Softmax selection (use_gumbel)
     use_gumbel: bool = False        # Gumbel-Softmax (straight-through) selection in training (the seeds': true)
     query_mode: str = "token"       # "token" (per position), "mean" (whole sequence, as ExplicitLM), "causal_mean"
-    query_source: str = "residual"  # what queries the bank: "residual" (x + h_attn) or "attention" (h_attn only, the seeds')
+    query_source: str = "residual"  # what queries the bank: "residual" (x + h_attn), "attention" (h_attn only, the seeds'), or
+                                    # "tokens": a learned weighted bag of the prefix's token embeddings, in the entries' own
+                                    # space, so a name in the question finds the entry holding that name (frozen backbones)
     query_hidden: int = 0           # hidden units of an MLP query projection (0: one linear map, the seeds'); over a
                                     # frozen backbone it made edits take far more often (bench/results/frozen_backbone.md)
     key_layout: str = "content"     # "content": the two sub-key sets are clustered from the entries' own keys and every entry
@@ -80,11 +82,16 @@ class MemoryConfig(PreTrainedConfig):
     retrieval_score: str = "cosine" # stage-2 score: "cosine" (times a learned scale) or "dot" (q·k/sqrt(knowledge_dim), the seeds')
     null_threshold: float = 0.3     # cosine scores: initial value of the learned threshold below which nothing is selected
                                     # (-1: select always, until training moves it)
+    coverage_weight: float = 0.0    # stage 2 adds (a learned weight, starting here) x the share of a candidate's token weight
+                                    # whose tokens occur in the text so far: an entry about "Cy Young" does not cover a question
+                                    # about "Neil Young" (0: off)
     # --- reading the selected entries ---
     reader: str = "slots"           # "slots": cross-attention over the selected entries' token slots, which can read one token
                                     # out; "pooled": the seeds' gated fusion of the pooled entry vector
     copy_head: bool = True          # mix the next-token distribution with a copy distribution over the tokens read
     # --- fusion / shortcut ---
+    write_residual: bool = True     # add what was read to the residual stream (the gated fusion); False: read for the copy
+                                    # head only, so the backbone's own computation is untouched and needs no backward pass
     fusion_dim: int | None = None   # inner width of the gated fusion (None: the hidden size, as in the seeds)
     shortcut_init_bias: float = 0.0 # initial bias of the shortcut gate (negative: start closer to the backbone)
     memory_layers: list[int] | None = None  # which layers get memory (None: all)
@@ -133,6 +140,15 @@ class MemoryConfig(PreTrainedConfig):
                   (self.subkey_topk >= 1, f"subkey_topk={self.subkey_topk} must be >= 1"),
                   (self.query_hidden >= 0, f"query_hidden={self.query_hidden} must be >= 0 (0: a linear query projection)"),
                   (-1.0 <= self.null_threshold <= 1.0, f"null_threshold={self.null_threshold} must be a cosine in [-1, 1]"),
+                  (self.coverage_weight >= 0, f"coverage_weight={self.coverage_weight} must be >= 0 (0: no coverage term)"),
+                  (self.query_source != "tokens" or self.query_mode == "token",
+                   f"query_source='tokens' pools the text so far itself: it needs query_mode='token', not {self.query_mode!r}"),
+                  (not self.coverage_weight or self.query_mode == "token",
+                   f"coverage_weight={self.coverage_weight} scores each position's own text: it needs query_mode='token'"),
+                  (not (self.coverage_weight and self.retrieval_score != "cosine"),
+                   f"coverage_weight={self.coverage_weight} needs retrieval_score='cosine' (it is added to the scaled cosine)"),
+                  (self.write_residual or (self.copy_head and self.reader == "slots"),
+                   "write_residual=False leaves the memory only the copy head: it needs reader='slots' and copy_head=True"),
                   (not (self.copy_head and self.reader != "slots"),
                    f"copy_head=True needs reader='slots' (the {self.reader!r} reader keeps no tokens to copy): pass copy_head=False")]
         for ok, msg in checks:

@@ -17,7 +17,8 @@ from .bank import MemoryBank, check_bank, lookup_table
 from .files import atomic_path, atomic_write_text
 from .fusion import (MemoryLayer, MemoryLMOutput, RetrievalTrace, CopyHead, check_loaded_model, copy_log_probs,
                                freeze_all_but_memory, parameter_report)
-from .gate import GateOutput
+from .gate import GateOutput, prefix_of
+from .backbone import resolve_backbone
 try: from transformers.modeling_layers import GradientCheckpointingLayer
 except ImportError: GradientCheckpointingLayer = nn.Module   # older transformers: no per-layer checkpointing helper
 
@@ -25,7 +26,8 @@ except ImportError: GradientCheckpointingLayer = nn.Module   # older transformer
 __all__ = ['DECODER_LAYER_PARTS', 'MEMORY_WEIGHTS', 'MEMORY_CONFIG', 'MEMORY_META', 'MEMORY_BANK', 'SHAPE_FIELDS',
            'decoder_layers', 'check_decoder_layer', 'QueryState', 'CastEmbedding', 'MemoryContext', 'run_forward_hooks',
            'MemoryAugmentedDecoderLayer', 'FrozenBackboneConfig', 'resolve_memory_layers', 'backbone_vocab_size',
-           'ExplicitLM', 'load_backbone', 'read_memory_meta', 'memory_config_from_json', 'check_memory_fits']
+           'ExplicitLM', 'load_backbone', 'is_memory_folder', 'tokenizer_in', 'read_memory_meta',
+           'memory_config_from_json', 'check_memory_fits']
 
 # %% ../nbs/08_explicit.ipynb #c008
 DECODER_LAYER_PARTS = ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp")
@@ -77,9 +79,9 @@ class CastEmbedding(nn.Module):
 
 class MemoryContext:
     "What the memory layers of one `ExplicitLM` share without owning: bank, backbone embedding, call mask, traces, query sums."
-    def __init__(self, bank: MemoryBank, backbone: nn.Module):
-        self.bank, self.backbone = bank, backbone
-        self.attention_mask, self.past_length = None, 0
+    def __init__(self, bank: MemoryBank, backbone: nn.Module, needs_prefix: bool = False):
+        self.bank, self.backbone, self.needs_prefix = bank, backbone, needs_prefix
+        self.attention_mask, self.past_length, self.input_ids, self.prefix = None, 0, None, None
         self.traces, self.history, self.query_state, self.forced = {}, None, {}, {}
         self.warned = False
 
@@ -99,6 +101,13 @@ class MemoryContext:
         self.past_length = int(cache.get_seq_length()) if hasattr(cache, "get_seq_length") else 0
         if self.past_length == 0: self.query_state = {}
         self.traces = {}
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self.input_ids = ids if isinstance(ids, torch.Tensor) else None
+        if self.needs_prefix and self.input_ids is not None:      # the tokens read so far (with a KV cache: since the prompt)
+            past = self.prefix.first_seen if self.past_length and self.prefix is not None else None
+            if past is not None and past.shape[0] != ids.shape[0]: past = None
+            vocab = self.backbone.get_input_embeddings().weight.shape[0]
+            self.prefix = prefix_of(ids, vocab, self.attention_mask, past, self.past_length)
 
     def end_call(self, module, args, kwargs, output):
         "Forward hook on the backbone's base model: while recording (`generate(output_retrieval=True)`), keep this call's traces."
@@ -140,11 +149,16 @@ def add_memory(self: MemoryAugmentedDecoderLayer, h_attn: torch.Tensor, residual
     dtype = mem.memory_norm.weight.dtype
     h, r, mask, embed = h_attn.to(dtype), residual.to(dtype), ctx.padding_mask(h_attn.shape[1]), ctx.embed(dtype)
     cache = kwargs.get("cache", kwargs.get("past_key_values"))
-    pooled = mem.memory_gate.config.query_mode != "token" and cache is not None
+    tokens = mem.query_source == "tokens"
+    pooled = (mem.memory_gate.config.query_mode != "token" or tokens) and cache is not None
     past = self.past_queries(h.shape[0]) if pooled else None
-    if past is None: out, trace = mem(h, r, ctx.bank, embed, mask, ctx.forced.get(self.layer_idx))
+    if tokens:                       # the bag of the text so far: the cached tokens' sums carried from call to call
+        sums = None if past is None else (past.total, past.count)
+        out, trace = mem(h, r, ctx.bank, embed, mask, ctx.forced.get(self.layer_idx), ctx.input_ids, sums, ctx.prefix)
+        if cache is not None: ctx.query_state[self.layer_idx] = QueryState(*trace.token_state, ctx.past_length + h.shape[1])
+    elif past is None: out, trace = mem(h, r, ctx.bank, embed, mask, ctx.forced.get(self.layer_idx), prefix=ctx.prefix)
     else: out, trace = self.continue_queries(h, r, mask, past, embed)
-    if pooled: self.remember_queries(h, r, mask, past)
+    if pooled and not tokens: self.remember_queries(h, r, mask, past)
     ctx.traces[self.layer_idx] = trace
     return out.to(residual.dtype)
 
@@ -195,6 +209,8 @@ class FrozenBackboneConfig(MemoryConfig):
     "`MemoryConfig` plus the frozen backbone's own Hugging Face config, which gives the sizes (vocabulary, length, width)."
     model_type = "explicitlm_frozen"
     backbone_config: dict | None = None   # the backbone's `PreTrainedConfig` (a dict in JSON)
+    backbone_path: str | None = None      # where the backbone's weights are ("smollm2" or a local folder), for a folder that
+                                          # holds only the memory (`save_memory`): `from_pretrained` loads them from there
 
     def __post_init__(self, **kwargs):
         if isinstance(self.backbone_config, dict):
@@ -252,7 +268,7 @@ class ExplicitLM(PreTrainedModel, GenerationMixin):
         real = None if emb.device.type == "meta" else emb.device        # (meta: from_pretrained loads the weights later)
         self.backbone, self.bank = backbone, bank.to(real)
         self.post_init()         # before the memory is added: a nested backbone's `_init_weights` would re-draw it
-        self.context = MemoryContext(self.bank, backbone)
+        self.context = MemoryContext(self.bank, backbone, needs_prefix=bool(config.coverage_weight))
         eps = getattr(backbone.config, "rms_norm_eps", 1e-6)
         for i in idx:
             memory = MemoryLayer(config, self.hidden_size, eps).to(device=real, dtype=memory_dtype or emb.dtype)
@@ -310,7 +326,7 @@ AutoModelForCausalLM.register(FrozenBackboneConfig, ExplicitLM, exist_ok=True)  
 def load_backbone(path_or_model, torch_dtype: torch.dtype | None = None) -> nn.Module:
     "A causal LM from a local directory (never downloaded) or an already-built model (optionally cast to `torch_dtype`)."
     if isinstance(path_or_model, (str, Path)):
-        path = Path(path_or_model)
+        path = resolve_backbone(path_or_model)                          # ("smollm2": the packaged SmolLM2, converted once)
         if not (path/"config.json").is_file():
             raise FileNotFoundError(f"backbone directory {path} has no config.json (from_backbone loads local directories "
                                     "only and never downloads)")
@@ -335,17 +351,36 @@ def from_backbone(cls: ExplicitLM, path_or_model, config: MemoryConfig | None = 
         check_memory_fits(saved, backbone)
         if memory_layers is None: memory_layers = saved["memory_layers"]
     changes = {} if memory_layers is None else dict(memory_layers=list(memory_layers))
+    if isinstance(path_or_model, (str, Path)): changes["backbone_path"] = str(path_or_model)
     model = cls(FrozenBackboneConfig.from_config(config, backbone_config=backbone.config, **changes), backbone, bank, memory_dtype)
     if memory_path is not None: model.load_memory(memory_path, load_bank=bank is None)
+    if model.bank.tokenizer is None and isinstance(path_or_model, (str, Path)):    # the backbone's own tokenizer, if its folder has it
+        model.bank.tokenizer = tokenizer_in(memory_path) if memory_path is not None and tokenizer_in(memory_path) else tokenizer_in(resolve_backbone(path_or_model))
     return model.freeze(backbone=freeze_backbone, keys=freeze_keys)
 
 @patch(cls_method=True)
 def from_pretrained(cls: ExplicitLM, path, *args, check: bool = True, output_loading_info: bool = False, **kwargs) -> ExplicitLM:
-    "Load a folder written by `save_pretrained` (as `AutoModelForCausalLM` does); refused when its files do not match (`check_loaded_model`)."
-    if check: kwargs["ignore_mismatched_sizes"] = True           # (reported, then refused, naming the tensors)
-    model, info = super(ExplicitLM, cls).from_pretrained(path, *args, output_loading_info=True, **kwargs)
-    if check: check_loaded_model(model, info, path, backbone_vocab_size(model.backbone))
+    """Load a folder written by `save_pretrained` or `save_memory` (as `AutoModelForCausalLM` does; a memory-only folder takes
+    its backbone from `config.backbone_path`, and of the loading options only `dtype`); refused when its files do not match
+    (`check_loaded_model`)."""
+    if is_memory_folder(path):
+        config = FrozenBackboneConfig.from_pretrained(path)
+        if not config.backbone_path: raise ValueError(f"{path} holds only the memory and names no backbone_path: use from_backbone(backbone, memory_path=...)")
+        model = cls.from_backbone(config.backbone_path, memory_path=path, torch_dtype=kwargs.get("dtype", kwargs.get("torch_dtype")))
+        info = dict(missing_keys=set(), unexpected_keys=set(), mismatched_keys=set(), error_msgs=[])
+    else:
+        if check: kwargs["ignore_mismatched_sizes"] = True           # (reported, then refused, naming the tensors)
+        model, info = super(ExplicitLM, cls).from_pretrained(path, *args, output_loading_info=True, **kwargs)
+        if check: check_loaded_model(model, info, path, backbone_vocab_size(model.backbone))
+    model.bank.tokenizer = model.bank.tokenizer or tokenizer_in(path)
     return (model, info) if output_loading_info else model
+
+@patch
+def save_pretrained(self: ExplicitLM, save_directory, *args, **kwargs):
+    "transformers' `save_pretrained` (backbone, memory, bank), plus the bank's tokenizer: `AutoTokenizer` and `pipeline` load the folder alone."
+    out = super(ExplicitLM, self).save_pretrained(save_directory, *args, **kwargs)
+    if self.bank.tokenizer is not None: self.bank.tokenizer.save_pretrained(save_directory)
+    return out
 
 # %% ../nbs/08_explicit.ipynb #c026
 @patch
@@ -443,7 +478,21 @@ def save_memory(self: ExplicitLM, directory: str | Path) -> Path:
                 backbone=type(self.backbone).__name__, backbone_vocab_size=backbone_vocab_size(self.backbone))
     atomic_write_text(d/MEMORY_META, json.dumps(meta, indent=2))
     self.bank.save(d/MEMORY_BANK)
+    # a config.json naming the backbone makes the folder an `AutoModelForCausalLM` folder too (`from_pretrained` above)
+    atomic_write_text(d/"config.json", self.config.to_json_string())
+    if self.bank.tokenizer is not None: self.bank.tokenizer.save_pretrained(d)
     return d
+
+def is_memory_folder(path) -> bool:
+    "True for a folder `save_memory` wrote (the memory's weights, no backbone weights)."
+    d = Path(path)
+    return (d/MEMORY_WEIGHTS).is_file() and not any(d.glob("model*.safetensors"))
+
+def tokenizer_in(path):
+    "The tokenizer saved in folder `path`, or None."
+    if not (Path(path)/"tokenizer_config.json").is_file(): return None
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 
 def read_memory_meta(directory: str | Path) -> dict:
     "The metadata of a memory directory written by `save_memory`, with its `config` (a `MemoryConfig`)."

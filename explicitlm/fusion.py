@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from .config import MemoryConfig
 from .bank import MemoryBank, check_bank, unique_ids
-from .gate import ProductKeyGate, GateOutput
+from .gate import ProductKeyGate, GateOutput, Prefix
 
 # %% auto #0
 __all__ = ['MEMORY_COMPONENTS', 'RMSNorm', 'FusionOutput', 'GatedMemoryFusion', 'ReadOutput', 'SlotReader', 'CopyHead',
@@ -34,7 +34,7 @@ class FusionOutput:
     "Fusion result: `output = residual + gate * delta`."
     output: torch.Tensor    # [B, S, hidden]
     gate: torch.Tensor      # [B, S] shortcut gate in [0, 1]
-    delta: torch.Tensor     # [B, S, hidden] the memory contribution before gating
+    delta: torch.Tensor | None  # [B, S, hidden] the memory contribution before gating (None: a read-only memory)
 
 class GatedMemoryFusion(nn.Module):
     "SwiGLU fusion of `[hidden ; memory]` with a shortcut gate driven by retrieval similarity."
@@ -42,10 +42,12 @@ class GatedMemoryFusion(nn.Module):
         super().__init__()
         self.hidden_size = hidden_size
         self.memory_size = memory_size or config.num_selected * config.knowledge_dim
+        self.writes = config.write_residual               # False: read-only memory, no projections (see `write_residual`)
         inner = config.fusion_dim or self.hidden_size
-        self.gate_proj = nn.Linear(self.hidden_size + self.memory_size, inner, bias=False)
-        self.up_proj = nn.Linear(self.hidden_size + self.memory_size, inner, bias=False)
-        self.down_proj = nn.Linear(inner, self.hidden_size, bias=False)
+        if self.writes:
+            self.gate_proj = nn.Linear(self.hidden_size + self.memory_size, inner, bias=False)
+            self.up_proj = nn.Linear(self.hidden_size + self.memory_size, inner, bias=False)
+            self.down_proj = nn.Linear(inner, self.hidden_size, bias=False)
         self.dropout = nn.Dropout(config.dropout)
         # shortcut gate: sigmoid(scale * similarity + bias); the scale starts positive so better matches open it wider
         self.shortcut_scale = nn.Parameter(torch.tensor(4.0))
@@ -62,6 +64,8 @@ class GatedMemoryFusion(nn.Module):
         "`hidden` `[B, S, H]`, `memory` `[B, S, memory_size]` (or `[B, S, k, d]`), `similarity` `[B, S]`; residual defaults to `hidden`."
         if hidden.shape[-1] != self.hidden_size:
             raise ValueError(f"hidden state has size {hidden.shape[-1]}, the fusion expects hidden_size={self.hidden_size}")
+        base = hidden if residual is None else residual
+        if not self.writes: return FusionOutput(base, self.shortcut_gate(similarity).to(hidden.dtype), None)   # the same tensor
         mem = memory.flatten(-2) if memory.dim() == hidden.dim() + 1 else memory
         if mem.shape[-1] != self.memory_size or mem.shape[:-1] != hidden.shape[:-1]:
             raise ValueError(f"memory shape {tuple(memory.shape)} does not fit hidden {tuple(hidden.shape)} "
@@ -70,7 +74,6 @@ class GatedMemoryFusion(nn.Module):
         delta = self.dropout(self.down_proj(F.silu(self.gate_proj(z)) * self.up_proj(z)))
         if passthrough is not None: delta = delta + passthrough
         g = self.shortcut_gate(similarity).to(hidden.dtype)
-        base = hidden if residual is None else residual
         if self.gate_override == 0: return FusionOutput(base, g, delta)   # exactly the backbone, no rounding
         return FusionOutput(base + g.unsqueeze(-1) * delta, g, delta)
 
@@ -91,7 +94,9 @@ class SlotReader(nn.Module):
         self.slot_pos = nn.Parameter(torch.zeros(config.knowledge_length, d))
         self.prev_proj = nn.Linear(d, d, bias=False)
         self.slot_norm = RMSNorm(d, eps)
-        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(d, d, bias=False) for _ in range(4))
+        self.writes = config.write_residual               # False: only the copy distribution is read, no read vector
+        self.q_proj, self.k_proj = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
+        if self.writes: self.v_proj, self.o_proj = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
         self.null_key = nn.Parameter(torch.zeros(d))
         self.null_similarity = nn.Parameter(torch.zeros(2))   # null logit += a * similarity + b
 
@@ -106,7 +111,7 @@ class SlotReader(nn.Module):
         "Read the entries `indices` `[B, S, k]` (-1: none) for queries `x` `[B, S, d]`; positions that selected nothing read nothing."
         B, S, k = indices.shape
         L, d = bank.knowledge_length, x.shape[-1]
-        out = x.new_zeros(B, S, d)
+        out = x.new_zeros(B, S, d) if self.writes else None
         copy_logits = x.new_full((B, S, k * L), -1e4)
         slot_tokens = indices.new_full((B, S, k * L), self.pad_token_id)
         reading = (indices >= 0).any(-1)                                       # only these positions need the slots
@@ -126,10 +131,11 @@ class SlotReader(nn.Module):
         # [P, k·L, d] keys and values are built or kept for the backward pass
         logits = torch.bmm(states, (q @ self.k_proj.weight).unsqueeze(-1)).squeeze(-1).mul(scale)
         logits = logits.masked_fill(toks == self.pad_token_id, -1e4)
-        null = (q @ self.null_key) * scale + self.null_similarity[0] * similarity[where].detach().to(q.dtype) + self.null_similarity[1]
-        attn = torch.softmax(torch.cat([null.unsqueeze(-1), logits], -1), -1)
-        read = self.v_proj(torch.bmm(attn[:, 1:].unsqueeze(1), states).squeeze(1))
-        out = out.index_put(where, self.o_proj(read))
+        if self.writes:
+            null = (q @ self.null_key) * scale + self.null_similarity[0] * similarity[where].detach().to(q.dtype) + self.null_similarity[1]
+            attn = torch.softmax(torch.cat([null.unsqueeze(-1), logits], -1), -1)
+            read = self.v_proj(torch.bmm(attn[:, 1:].unsqueeze(1), states).squeeze(1))
+            out = out.index_put(where, self.o_proj(read))
         return ReadOutput(out, copy_logits.index_put(where, logits), slot_tokens.index_put(where, toks))
 
 # %% ../nbs/03_fusion.ipynb #c031
@@ -193,6 +199,7 @@ class RetrievalTrace:
     queries: torch.Tensor | None = None    # [B, S, knowledge_dim] with gradients (retrieval supervision)
     read: ReadOutput | None = None         # the slot reader's output (copy head)
     query_inputs: torch.Tensor | None = None   # [B, S, hidden] the normalised states that queried (detached; EMA updates)
+    token_state: tuple | None = None           # query_source="tokens": (Σ w·e, Σ w) `[B, hidden]`, `[B]` over the text so far
 
 @dataclass
 class MemoryLMOutput(CausalLMOutputWithPast):
@@ -210,7 +217,7 @@ def unpack_trace(trace: RetrievalTrace, real: torch.Tensor, query_inputs: torch.
     r = trace.read
     read = None if r is None else ReadOutput(u(r.output, 0.0), u(r.copy_logits, -1e4), u(r.slot_tokens, pad_token_id))
     return RetrievalTrace(u(trace.indices, -1), u(trace.scores, 0.0), u(trace.gate, 0.0), u(trace.similarity, -1.0),
-                          u(trace.candidates, -1), u(trace.probs, 0.0), u(trace.queries, 0.0), read, query_inputs)
+                          u(trace.candidates, -1), u(trace.probs, 0.0), u(trace.queries, 0.0), read, query_inputs, trace.token_state)
 
 class MemoryLayer(nn.Module):
     "`memory_norm` → `memory_gate` (product keys) → `memory_reader` (slots) → `gated_memory_fusion`."
@@ -219,17 +226,41 @@ class MemoryLayer(nn.Module):
         hs = hidden_size
         self.query_source = config.query_source
         self.memory_norm = RMSNorm(hs, eps)
+        if self.query_source == "tokens":                 # each token's weight in the bag of the text so far
+            self.token_weight, self.token_norm = nn.Linear(hs, 1), RMSNorm(hs, eps)
         self.memory_gate = ProductKeyGate(config, hs)
         slots = config.reader == "slots"
         if slots: self.memory_reader = SlotReader(config, hs, eps)
         self.gated_memory_fusion = GatedMemoryFusion(config, hs, memory_size=hs if slots else None)
 
+    def token_queries(self, emb: torch.Tensor, mask: torch.Tensor | None = None,
+                      past: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        "The weighted mean of the token embeddings `emb` `[B, S, hidden]` up to each position (after `past` sums), and the new sums."
+        w = self.token_weight(emb).squeeze(-1).float().clamp(-30, 30).exp()
+        if mask is not None: w = w * mask[:, -emb.shape[1]:].to(w.dtype)
+        total, count = (w.unsqueeze(-1) * emb.float()).cumsum(1), w.cumsum(1)
+        if past is not None: total, count = total + past[0].unsqueeze(1), count + past[1].unsqueeze(1)
+        bag = total / count.clamp(min=1e-30).unsqueeze(-1)
+        return bag.to(emb.dtype), (total[:, -1].detach(), count[:, -1].detach())
+
     def forward(self, h_attn: torch.Tensor, residual: torch.Tensor, bank: MemoryBank, embed: nn.Module,
-                attention_mask: torch.Tensor | None = None, forced: torch.Tensor | None = None) -> tuple[torch.Tensor, RetrievalTrace]:
-        "`residual + gate · fusion(q, read)` with `q = norm(residual or h_attn)`, and the retrieval trace; `forced` see `ProductKeyGate`."
+                attention_mask: torch.Tensor | None = None, forced: torch.Tensor | None = None,
+                input_ids: torch.Tensor | None = None, past: tuple | None = None,
+                prefix: Prefix | None = None) -> tuple[torch.Tensor, RetrievalTrace]:
+        """`residual + gate · fusion(q, read)` with `q = norm(residual or h_attn)`, and the retrieval trace; `forced` see
+        `ProductKeyGate`. With `query_source="tokens"` the gate is queried by the bag of `input_ids` (after the `past` sums of
+        a KV cache); `prefix` (`[B, S]`) gives the coverage term the tokens read so far."""
         q = self.memory_norm(residual if self.query_source == "residual" else h_attn)
+        state = None
+        if self.query_source == "tokens":
+            if input_ids is None: raise ValueError("query_source='tokens' queries the bank with the input's tokens: pass input_ids")
+            bag, state = self.token_queries(embed(input_ids), attention_mask, past)
+            qg = self.token_norm(bag.to(q.dtype))
+        else: qg = q
         if attention_mask is None or self.memory_gate.config.query_mode != "token" or bool(attention_mask.all()):
-            return self.fuse(q, self.memory_gate(q, bank, embed, attention_mask, forced), residual, bank, embed)
+            out, trace = self.fuse(q, self.memory_gate(qg, bank, embed, attention_mask, forced, prefix), residual, bank, embed)
+            trace.token_state = state
+            return out, trace
         # token queries are independent of each other: only the real positions query, read and fuse (a fact batch is
         # ~40% padding); padding positions pass the residual through and their trace says "nothing read"
         real = attention_mask.bool()
@@ -237,8 +268,10 @@ class MemoryLayer(nn.Module):
             at = torch.cumsum(real.flatten(), 0).view(real.shape) - 1               # packed position of each real one
             r, t, e = forced.to(real.device).unbind(-1)
             forced = torch.stack([torch.zeros_like(r), at[r, t], e], -1)[real[r, t]]
-        qp = q[real][None]
-        out, trace = self.fuse(qp, self.memory_gate(qp, bank, embed, None, forced), residual[real][None], bank, embed)
+        qp, qgp = q[real][None], qg[real][None]
+        got = self.memory_gate(qgp, bank, embed, None, forced, None if prefix is None else prefix.select(real))
+        out, trace = self.fuse(qp, got, residual[real][None], bank, embed)
+        trace.token_state = state
         pad = self.memory_gate.config.pad_token_id
         return scatter_positions(out, real, residual), unpack_trace(trace, real, q.detach(), pad)
 

@@ -14,8 +14,9 @@ from .config import MemoryConfig
 from .bank import EntryEncoder, FreshLock, MemoryBank, unique_ids
 
 # %% auto #0
-__all__ = ['product_key_topk', 'assign_cells', 'cell_table', 'cell_candidates', 'GateOutput', 'pool_queries', 'select_candidates',
-           'query_projection', 'ProductKeyGate', 'inner_product_kmeans', 'interleaved_pca_rotation', 'cluster_all_keys']
+__all__ = ['NEVER', 'product_key_topk', 'assign_cells', 'cell_table', 'cell_candidates', 'GateOutput', 'pool_queries', 'Prefix',
+           'first_seen', 'prefix_of', 'select_candidates', 'query_projection', 'ProductKeyGate', 'inner_product_kmeans',
+           'interleaved_pca_rotation', 'cluster_all_keys']
 
 # %% ../nbs/02_gate.ipynb #c006
 def product_key_topk(query: torch.Tensor, keys: torch.Tensor, k: int, k_half: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,6 +93,46 @@ def pool_queries(q: torch.Tensor, mode: str, attention_mask: torch.Tensor | None
     if mode == "causal_mean": return (q * m).cumsum(1) / m.cumsum(1).clamp(min=1)
     raise ValueError(f"query_mode={mode!r} must be one of 'token', 'mean', 'causal_mean'")
 
+# %% ../nbs/02_gate.ipynb #c101
+NEVER = 2 ** 30                   # the first position of a token a row never holds
+
+@dataclass
+class Prefix:
+    "The tokens each query position has read: `first_seen` `[B, V]` (first position of each token per row), `row`/`pos` of the queries (any shape)."
+    first_seen: torch.Tensor
+    row: torch.Tensor
+    pos: torch.Tensor
+
+    def coverage(self, tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        "Share of `weights` `[*q, m, L]` that lies on tokens `[*q, m, L]` the query positions `[*q]` have read: `[*q, m]`."
+        seen = self.first_seen[self.row[..., None, None], tokens.long()] <= self.pos[..., None, None]
+        return (weights * seen.to(weights.dtype)).sum(-1)
+
+    def select(self, mask: torch.Tensor) -> Prefix:
+        "The query positions where `mask` `[B, S]` holds, packed as `[1, P]` (as the memory layer packs real positions)."
+        return Prefix(self.first_seen, self.row[mask][None], self.pos[mask][None])
+
+    def at(self, rows: torch.Tensor, positions: torch.Tensor) -> Prefix:
+        "The query positions (`rows[i]`, `positions[i]`), as a flat `[n]` prefix (for the retrieval loss)."
+        return Prefix(self.first_seen, self.row[rows, positions], self.pos[rows, positions])
+
+def first_seen(ids: torch.Tensor, vocab_size: int, attention_mask: torch.Tensor | None = None, past: torch.Tensor | None = None,
+               offset: int = 0) -> torch.Tensor:
+    "`[B, vocab_size]` first position of each token in `ids` `[B, S]` (positions from `offset`; padding never), continuing `past`."
+    B, S = ids.shape
+    out = past.clone() if past is not None else torch.full((B, vocab_size), NEVER, dtype=torch.int32, device=ids.device)
+    pos = (torch.arange(S, device=ids.device, dtype=torch.int32) + offset).expand(B, S)
+    if attention_mask is not None: pos = pos.masked_fill(attention_mask[:, -S:] == 0, NEVER)
+    return out.scatter_reduce(1, ids.long(), pos, reduce="amin")
+
+def prefix_of(ids: torch.Tensor, vocab_size: int, attention_mask: torch.Tensor | None = None, past: torch.Tensor | None = None,
+              offset: int = 0) -> Prefix:
+    "The `Prefix` of every position of `ids` `[B, S]` (after `offset` positions whose first occurrences `past` holds)."
+    B, S = ids.shape
+    seen = first_seen(ids, vocab_size, attention_mask, past, offset)
+    pos = torch.arange(S, device=ids.device, dtype=torch.int32) + offset
+    return Prefix(seen, torch.arange(B, device=ids.device)[:, None].expand(B, S), pos.expand(B, S))
+
 # %% ../nbs/02_gate.ipynb #c014
 def select_candidates(logits: torch.Tensor, k: int, temperature: float = 1.0, gumbel: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "Pick `k` of the candidates in `logits` `[..., C]`: (positions, straight-through weights, softmax probs)."
@@ -132,10 +173,12 @@ class ProductKeyGate(nn.Module):
         if config.retrieval_score == "cosine":
             self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
             self.null_threshold = nn.Parameter(torch.tensor(float(config.null_threshold)))   # below it: select nothing (learned)
+        if config.coverage_weight: self.coverage_scale = nn.Parameter(torch.tensor(float(config.coverage_weight)))
         self.dropout = nn.Dropout(config.dropout)
         for name in ("entry_cell", "cell_order"): self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
         self.register_buffer("cell_starts", torch.zeros(config.num_keys ** 2 + 1, dtype=torch.long), persistent=False)
         self.key_cache: torch.Tensor | None = None        # every entry's key (see `sync`), when `keeps_keys()`
+        self.weight_cache: torch.Tensor | None = None     # ... and its tokens' pooling weights, with a coverage term
         # the seeds' pooled reader fuses the selected keys themselves, so the selection's gradient must reach them; the
         # slot reader reads tokens and its keys learn from retrieval supervision: stage 2 then scores keys without autograd
         # (cached, or encoded afresh: see `cache_keys`)
@@ -194,14 +237,24 @@ def encode_bank(self: ProductKeyGate, bank_tokens: torch.Tensor, embed: nn.Modul
 
 @patch
 @torch.no_grad()
+def encode_weights(self: ProductKeyGate, bank_tokens: torch.Tensor, embed: nn.Module, chunk: int = 8192) -> torch.Tensor:
+    "Every entry's token pooling weights `[n, knowledge_length]` (float16: shares in [0, 1]; for the coverage term)."
+    if not len(bank_tokens): return torch.zeros(0, self.config.knowledge_length, dtype=torch.half)
+    return torch.cat([self.entry_encoder.pooling_weights(t, embed).half() for t in bank_tokens.split(chunk)])
+
+@patch
+@torch.no_grad()
 def file_entries(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, indices: torch.Tensor | None = None):
     "Re-encode entries `indices` (None: all) into the key cache (if kept) and, for the content layout, re-file them in their cells."
     tokens = bank.tokens
     if self.keeps_keys():
         if indices is None or self.key_cache is None or len(self.key_cache) != len(tokens):
             self.key_cache = self.encode_bank(tokens, embed)
+            if hasattr(self, "coverage_scale"): self.weight_cache = self.encode_weights(tokens, embed)
             indices = None
-        elif len(indices): self.key_cache[indices.to(tokens.device)] = self.encode_bank(tokens[indices], embed)
+        elif len(indices):
+            self.key_cache[indices.to(tokens.device)] = self.encode_bank(tokens[indices], embed)
+            if self.weight_cache is not None: self.weight_cache[indices.to(tokens.device)] = self.encode_weights(tokens[indices], embed)
     if self.config.key_layout != "content": return
     if indices is None or len(self.entry_cell) != len(tokens):
         self.entry_cell = torch.full((len(tokens),), -1, dtype=torch.long, device=tokens.device)
@@ -221,7 +274,7 @@ def sync(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module):
     with self.sync_lock:
         # the version is read before filing: a write landing while the entries are filed is filed at the next call
         version, signature = bank.version, self.weights_signature(embed)
-        if not self.keeps_keys(): self.key_cache = None              # (`cache_keys='inference'` in training: no keys held)
+        if not self.keeps_keys(): self.key_cache = self.weight_cache = None   # (`cache_keys='inference'` in training: no keys held)
         stale = (self.synced is None or self.synced[0] is not bank or (not self.training and self.synced[2] != signature)
                  or (self.keeps_keys() and self.key_cache is None))
         changed = None if stale else bank.changes_since(self.synced[1])
@@ -277,9 +330,48 @@ def candidate_keys(self: ProductKeyGate, entries: torch.Tensor, bank: MemoryBank
     return k.index_select(0, inverse.flatten()).view(*entries.shape, -1)
 
 @patch
+def candidate_weights(self: ProductKeyGate, entries: torch.Tensor, bank: MemoryBank, embed: nn.Module) -> torch.Tensor:
+    "Pooling weights `[*entries.shape, knowledge_length]` of `entries` (cached, or fresh with gradients for the retrieval loss)."
+    e = entries.clamp(min=0)
+    if self.weight_cache is not None and not (self.training and torch.is_grad_enabled()):
+        return F.embedding(e, self.weight_cache.float())
+    uniq, inverse = unique_ids(e, len(bank.tokens))
+    return self.entry_encoder.pooling_weights(bank.tokens[uniq], embed).index_select(0, inverse.flatten()).view(*e.shape, -1)
+
+@patch
+def coverage_logits(self: ProductKeyGate, entries: torch.Tensor, bank: MemoryBank, embed: nn.Module, prefix: Prefix) -> torch.Tensor:
+    "The coverage term `[*prefix.row.shape, m]` of `entries` (`[*prefix.row.shape, m]`, or `[m]` for every query alike)."
+    tokens, weights = bank.tokens[entries.clamp(min=0)], self.candidate_weights(entries, bank, embed)
+    if entries.dim() == 1:
+        shape = (*prefix.row.shape, *tokens.shape)
+        tokens, weights = tokens.expand(shape), weights.expand(shape)
+    return self.coverage_scale * prefix.coverage(tokens, weights)
+
+@patch
+def stage2_logits(self: ProductKeyGate, q: torch.Tensor, cand: torch.Tensor, bank: MemoryBank, embed: nn.Module,
+                  prefix: Prefix | None = None, max_elements: int = 1 << 24) -> torch.Tensor:
+    """Stage-2 logits `[B, S, I]` of queries `q` `[B, S, d]` against their candidates `cand` `[B, S, I]` (plus the coverage term),
+    a chunk of positions at a time: the candidates' keys (`[n, I, knowledge_dim]`) are never all held at once, so a
+    wide search (a large `num_candidates_internal`) costs time, not memory."""
+    B, S, I = cand.shape
+    per = I * (self.config.knowledge_dim + 2 * self.config.knowledge_length)    # elements one position's candidates take
+    step = max(1, max_elements // max(per, 1))
+    qf, cf = q.reshape(B * S, 1, -1), cand.reshape(B * S, 1, I)
+    cover = prefix is not None and hasattr(self, "coverage_scale")
+    rows, pos = (prefix.row.reshape(-1), prefix.pos.reshape(-1)) if cover else (None, None)
+    out = []
+    for i in range(0, B * S, step):
+        sl = slice(i, i + step)
+        logits = self.score_candidates(qf[sl], self.candidate_keys(cf[sl], bank, embed))      # [n, 1, I]
+        if cover: logits = logits + self.coverage_logits(cf[sl], bank, embed, Prefix(prefix.first_seen, rows[sl, None], pos[sl, None]))
+        out.append(logits)
+    return torch.cat(out).view(B, S, I)
+
+@patch
 def forward(self: ProductKeyGate, x: torch.Tensor, bank: MemoryBank, embed: nn.Module,
-            attention_mask: torch.Tensor | None = None, forced: torch.Tensor | None = None) -> GateOutput:
-    "Retrieve `num_selected` entries per position of `x` `[B, S, hidden]` from `bank`; `forced` see above."
+            attention_mask: torch.Tensor | None = None, forced: torch.Tensor | None = None,
+            prefix: Prefix | None = None) -> GateOutput:
+    "Retrieve `num_selected` entries per position of `x` `[B, S, hidden]` from `bank`; `forced` see above; `prefix` (`[B, S]` queries) for the coverage term."
     c = self.config
     if not isinstance(bank, MemoryBank): raise TypeError(f"the gate reads a MemoryBank, got {type(bank).__name__}")
     if len(bank) != c.knowledge_num:
@@ -293,10 +385,12 @@ def forward(self: ProductKeyGate, x: torch.Tensor, bank: MemoryBank, embed: nn.M
     with torch.set_grad_enabled(torch.is_grad_enabled() and self.keys_learn_from_selection):
         missing = cand < 0                                                           # the index files no empty entry ...
         if c.key_layout == "learned": missing = missing | ~(bank.tokens[cand.clamp(min=0)] != c.pad_token_id).any(-1)   # ... cells do
-        keys = self.candidate_keys(cand, bank, embed)                                # [B, S', I, kd]
-        s1, cand, missing, keys = (t.expand(B, S, *t.shape[2:]) for t in (s1, cand, missing, keys))   # S'=1 → S
-        logits = self.score_candidates(q, keys)
-        if c.key_layout == "learned": logits = logits + (s1 - s1.detach())           # the trained keys learn from stage 2
+        s1, cand, missing = (t.expand(B, S, *t.shape[2:]) for t in (s1, cand, missing))   # S'=1 → S
+        if self.keys_learn_from_selection:      # the seeds' designs differentiate the selection: keep the candidates' keys
+            keys = self.candidate_keys(cand, bank, embed)                            # [B, S, I, kd]
+            logits = self.score_candidates(q, keys)
+            if c.key_layout == "learned": logits = logits + (s1 - s1.detach())       # the trained keys learn from stage 2
+        else: keys, logits = None, self.stage2_logits(q, cand, bank, embed, prefix)
         logits = logits.masked_fill(missing, -1e4)
         top, keep = logits.topk(min(c.num_candidates, logits.shape[-1]), dim=-1)    # [B, S, C]
         cand, s1, missing = cand.gather(-1, keep), s1.gather(-1, keep), missing.gather(-1, keep)
@@ -305,7 +399,8 @@ def forward(self: ProductKeyGate, x: torch.Tensor, bank: MemoryBank, embed: nn.M
         if null is not None: none = none | (scores < null).detach()                 # nothing relevant
         indices = cand.gather(-1, pos).masked_fill(none, -1)
         at = keep.gather(-1, pos)                                                    # the selected among all I candidates
-        sel_keys = keys.gather(2, at.unsqueeze(-1).expand(*at.shape, keys.shape[-1]))
+        if keys is None: sel_keys = self.candidate_keys(cand.gather(-1, pos), bank, embed)
+        else: sel_keys = keys.gather(2, at.unsqueeze(-1).expand(*at.shape, keys.shape[-1]))
         if forced is not None and len(forced):
             r, t, e = forced.to(x.device).unbind(-1)
             indices, sel_keys, weights = indices.clone(), sel_keys.clone(), weights.clone()
@@ -319,11 +414,13 @@ def forward(self: ProductKeyGate, x: torch.Tensor, bank: MemoryBank, embed: nn.M
 
 @patch
 def retrieval_logits(self: ProductKeyGate, queries: torch.Tensor, entries: torch.Tensor, bank: MemoryBank,
-                     embed: nn.Module) -> torch.Tensor:
-    "Stage-2 logits `[n, m]` of `queries` `[n, d]` against entries `[m]` (fresh keys, with gradients): for retrieval losses."
+                     embed: nn.Module, prefix: Prefix | None = None) -> torch.Tensor:
+    "Stage-2 logits `[n, m]` of `queries` `[n, d]` against entries `[m]` (fresh keys, with gradients): for retrieval losses; `prefix` `[n]`: coverage."
     keys = self.entry_keys(bank.tokens[entries], embed)
-    if self.config.retrieval_score == "cosine": return self.log_scale.exp() * (F.normalize(queries, dim=-1) @ keys.T)
-    return queries @ keys.T / math.sqrt(queries.shape[-1])
+    if self.config.retrieval_score != "cosine": return queries @ keys.T / math.sqrt(queries.shape[-1])
+    logits = self.log_scale.exp() * (F.normalize(queries, dim=-1) @ keys.T)
+    if prefix is not None and hasattr(self, "coverage_scale"): logits = logits + self.coverage_logits(entries, bank, embed, prefix)
+    return logits
 
 # %% ../nbs/02_gate.ipynb #c018
 def inner_product_kmeans(x: torch.Tensor, k: int, iters: int = 10, seed: int = 0, chunk: int = 65536,

@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from .config import ExplicitLMConfig
 from .bank import MemoryBank, check_bank
 from .fusion import MemoryLayer, MemoryLMOutput, RMSNorm, CopyHead, check_loaded_model, copy_log_probs, copy_nll
-from .gate import cluster_all_keys
+from .gate import cluster_all_keys, prefix_of
 
 # %% auto #0
 __all__ = ['BLOCK_KINDS', 'rope_tables', 'apply_rope', 'Attention', 'FeedForward', 'MiniMindBlock', 'MiniMindLM', 'MemoryLM',
@@ -91,13 +91,13 @@ class MiniMindBlock(nn.Module):
             self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
             self.feed_forward = FeedForward(config)
 
-    def forward(self, x, cos, sin, bank=None, embed=None, cache=None, attention_mask=None, forced=None):
+    def forward(self, x, cos, sin, bank=None, embed=None, cache=None, attention_mask=None, forced=None, input_ids=None, prefix=None):
         "→ (output, retrieval trace or None); `cache` (a transformers `Cache`) gets this layer's keys and values"
         h_attn = self.attention(self.attention_norm(x), cos, sin, cache, self.layer_id, attention_mask)
         h = x + h_attn
         if self.kind == "memory":
             mask = None if attention_mask is None else attention_mask[:, -x.shape[1]:]
-            return self.memory(h_attn, h, bank, embed, mask, forced)
+            return self.memory(h_attn, h, bank, embed, mask, forced, input_ids, None, prefix)
         if self.kind == "ffn": return h + self.feed_forward(self.ffn_norm(h)), None
         return h, None
 
@@ -167,6 +167,9 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
         raise ValueError(f"token id {int(input_ids.max())} outside the vocabulary (vocab_size={self.config.vocab_size})")
     past = cache.get_seq_length() if cache is not None else 0
     S = input_ids.shape[1]
+    reads_text = self.config.query_source == "tokens" or bool(self.config.coverage_weight)
+    if past and reads_text and self.uses_memory:
+        raise ValueError("query_source='tokens' / coverage_weight read the whole text: call without a KV cache (generate does)")
     if past + S > self.config.max_seq_len:
         raise ValueError(f"sequence length {past + S} exceeds max_seq_len={self.config.max_seq_len}")
     # rotary tables are recomputed (cheap) rather than stored: no buffer to get lost when loading on the meta device
@@ -174,11 +177,12 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
     if attention_mask is not None and bool(attention_mask.all()): attention_mask = None
     h = self.dropout(self.tok_embeddings(input_ids))
     bank = self.memory_bank if self.uses_memory else None
+    prefix = prefix_of(input_ids, self.config.vocab_size, attention_mask) if reads_text and bank is not None else None
     traces = []
     # one bank version per forward: an edit from another thread waits until every layer has read the bank (`BankLock`)
     with bank.lock.reading() if bank is not None else contextlib.nullcontext():
         for i, layer in enumerate(self.layers):
-            h, trace = layer(h, cos, sin, bank, self.tok_embeddings, cache, attention_mask, (forced or {}).get(i))
+            h, trace = layer(h, cos, sin, bank, self.tok_embeddings, cache, attention_mask, (forced or {}).get(i), input_ids, prefix)
             traces.append(trace)
     hidden = self.norm(h)
     logits, loss = self.output(hidden), None
@@ -261,7 +265,8 @@ def compare_sizes(*models: nn.Module):
 @patch
 def generate(self: MiniMindLM, inputs: torch.Tensor | None = None, generation_config=None, **kwargs):
     "transformers' `GenerationMixin.generate`, without KV cache for pooled queries and capped at `max_seq_len` tokens."
-    if self.config.query_mode != "token": kwargs["use_cache"] = False
+    if self.config.query_mode != "token" or self.config.query_source == "tokens" or self.config.coverage_weight:
+        kwargs["use_cache"] = False
     ids = inputs if inputs is not None else kwargs.get("input_ids")
     if ids is not None:
         n, limit = ids.shape[-1], self.config.max_seq_len
