@@ -12,28 +12,32 @@ from torch import nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from .config import ExplicitLMConfig, apply_overrides, own_fields, field_comments
+from .config import ExplicitLMConfig, MemoryConfig, apply_overrides, own_fields, field_comments
 from .files import atomic_path, atomic_write_text, load_torch, save_torch, folder_lock, remove_stale_partials
-from .bank import build_bank
+from .bank import MemoryBank, build_bank
+from .backbone import BACKBONE_ALIASES, resolve_backbone
 from .minimind import MemoryLM, BaselineLM, NoFFNLM
 from .fusion import freeze_all_but_memory, parameter_report
+from .gate import prefix_of
 from .data import load_local_tokenizer, PretrainDataset, SFTDataset, collate, read_jsonl, bundled_data_dir
 from .counterfactual import FactStream, FactBatch, load_facts
+from .realfacts import RealFactStream, fill, load_counterfact, load_pararel, without_subjects, write_facts
 from . import monitor
 from .eval import eval_loss
 from .monitor import METRIC_COLUMNS
 
 # %% auto #0
 __all__ = ['MODEL_TYPES', 'PATH_KEYS', 'REFERENCE_RECIPE', 'CHECKPOINT_MARKER', 'RUN_FILES', 'RESUMABLE_CHANGES',
-           'ACCELERATE_CONFIGS', 'accelerate_trackers', 'TrainConfig', 'cpu_demo_config', 'batch_indices', 'lr_factor',
-           'MetricsLog', 'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint', 'write_checkpoint_marker',
-           'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint', 'load_trainer_state', 'load_trained',
-           'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch', 'RetrievalSupervision',
-           'default_extra_losses', 'bank_overlay', 'step_loss', 'ema_memory_update', 'StepOutput', 'train_step',
-           'TrainResult', 'check_out_dir', 'prepare_out_dir', 'resume_conflicts', 'shape_mismatch', 'resume_training',
-           'evaluate_and_log', 'accelerator_available', 'fit', 'fact_stream', 'pretrain', 'split_eval', 'train_memory',
-           'pretrain_qwen3', 'cli_help', 'parse_cli', 'cli_message', 'cli_errors', 'pretrain_cli', 'train_memory_cli',
-           'demo_cli', 'write_accelerate_config']
+           'REAL_TRAIN_RECIPE', 'ACCELERATE_CONFIGS', 'accelerate_trackers', 'TrainConfig', 'cpu_demo_config',
+           'batch_indices', 'lr_factor', 'MetricsLog', 'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint',
+           'write_checkpoint_marker', 'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint', 'load_trainer_state',
+           'load_trained', 'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch',
+           'RetrievalSupervision', 'default_extra_losses', 'bank_overlay', 'step_loss', 'ema_memory_update',
+           'StepOutput', 'train_step', 'TrainResult', 'check_out_dir', 'prepare_out_dir', 'resume_conflicts',
+           'shape_mismatch', 'resume_training', 'evaluate_and_log', 'accelerator_available', 'fit', 'fact_stream',
+           'pretrain', 'split_eval', 'train_memory', 'pretrain_qwen3', 'real_memory_config', 'real_training_facts',
+           'check_backbone_unchanged', 'train_real_memory', 'retrieval_warmup', 'cli_help', 'parse_cli', 'cli_message',
+           'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli', 'write_accelerate_config']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -61,6 +65,12 @@ class TrainConfig:
     cluster_keys: bool = True           # cluster the product keys from the bank's content before training (content layout)
     recluster_every: int = 50           # ... and again every N steps as the entry encoder learns (0 = never); always at the end
     facts_path: str | None = None       # facts JSONL for the fact stream; None → bundled data/facts.jsonl
+    pararel_path: str | None = None     # real facts for a pretrained backbone's memory: a ParaRel folder (patterns/,
+                                        # trex_lms_vocab/); None → $EXPLICITLM_PARAREL (the real-backbone line, init_from=smollm2)
+    holdout_path: str | None = None     # a CounterFact JSON (EasyEdit format) whose subjects are held out of training, so the
+                                        # benchmark's cases stay unseen; None → $EXPLICITLM_COUNTERFACT if set
+    noise_prefix: float = 0.3           # real facts: share of questions after another fact's sentence (as in paraphrase prompts)
+    retrieval_warmup: int = 0           # real facts: steps of training the token-bag gate alone before the main loop (no backbone)
     fact_sequences: int = 24            # fact statements per batch, beside `batch_size` texts (0: plain text / SFT only)
     counterfactual: float = 1.0         # probability a stated object is re-drawn (models without a bank always get 0)
     two_hop: float = 0.15               # share of fact statements that are two-hop
@@ -108,7 +118,8 @@ class TrainConfig:
         if self.mixed_precision not in ("no", "fp16", "bf16"): raise ValueError(f"mixed_precision={self.mixed_precision!r} must be no, fp16 or bf16")
         for name in ("max_steps", "batch_size", "accumulation_steps", "eval_every", "eval_batches", "save_every", "log_every"):
             if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("counterfactual", "two_hop", "delete", "new_subjects", "teacher_forcing"):
+        if self.retrieval_warmup < 0: raise ValueError(f"retrieval_warmup={self.retrieval_warmup} must be >= 0 (0: no warm-up)")
+        for name in ("counterfactual", "two_hop", "delete", "new_subjects", "teacher_forcing", "noise_prefix"):
             if not 0 <= getattr(self, name) <= 1: raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1]")
         if self.fact_sequences < 0: raise ValueError(f"fact_sequences={self.fact_sequences} must be >= 0")
         known = accelerate_trackers()
@@ -292,14 +303,20 @@ def teacher_forcing(supervision: torch.Tensor, memory_layers: list[int], share: 
     return {l: torch.stack([s[:, 0], s[:, 1], layer_targets(s, len(memory_layers), j)], 1) for j, l in enumerate(memory_layers)}
 
 def retrieval_loss(model, traces, supervision: torch.Tensor, n_negatives: int = 4096,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    "(loss, accuracy): every memory layer's query at the supervised positions against [no entry, bank entries]."
+                   generator: torch.Generator | None = None, input_ids: torch.Tensor | None = None,
+                   attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    "(loss, accuracy): every memory layer's query at the supervised positions against [no entry, bank entries] (`input_ids`: for a coverage term)."
     bank, embed = model.memory_bank, model.memory_embedding()
     dev = bank.tokens.device
     sup = supervision.to(dev)
+    prefix = None
+    if input_ids is not None and model.config.coverage_weight:      # the tokens each supervised position has read
+        vocab = model.get_input_embeddings().weight.shape[0]
+        prefix = prefix_of(input_ids.to(dev), vocab, None if attention_mask is None else attention_mask.to(dev)).at(sup[:, 0], sup[:, 1])
     entries = bank.valid.nonzero().flatten()
     if len(entries) > n_negatives:                 # the right entries, the gate's own candidates there, and random ones
-        near = torch.cat([traces[l].candidates[sup[:, 0], sup[:, 1]].flatten() for l in model.memory_layers])
+        # (the best 64 of each position's candidates, best first: a wide search would otherwise bring in most of the bank)
+        near = torch.cat([traces[l].candidates[sup[:, 0], sup[:, 1], :64].flatten() for l in model.memory_layers])
         picked = entries[torch.randperm(len(entries), generator=generator)[:n_negatives].to(dev)]
         entries = torch.cat([sup[:, 2:].flatten(), near, picked]).unique()
         entries = entries[entries >= 0]
@@ -309,7 +326,7 @@ def retrieval_loss(model, traces, supervision: torch.Tensor, n_negatives: int = 
         at = torch.searchsorted(entries, target.clamp(min=0)).clamp(max=len(entries) - 1)
         known = (target < 0) | (entries[at] == target)                   # targets outside the candidates cannot be scored
         q = traces[layer].queries[sup[:, 0], sup[:, 1]]
-        logits, label = gate.retrieval_logits(q, entries, bank, embed), at
+        logits, label = gate.retrieval_logits(q, entries, bank, embed, prefix), at
         if gate.null_logit() is not None:
             logits = torch.cat([gate.null_logit().expand(len(q), 1), logits], 1)
             label = torch.where(target >= 0, at + 1, torch.zeros_like(at))
@@ -330,9 +347,9 @@ class TextBatches:
         return collate([self.dataset[i] for i in idx])
 
 def draw_batch(source, micro_step: int, rank: int = 0, world: int = 1):
-    "Micro-batch `micro_step` of process `rank` from a `TextBatches` or a `FactStream`."
-    if isinstance(source, FactStream): return source.batch(micro_step * world + rank)
-    return source.batch(micro_step, rank, world)
+    "Micro-batch `micro_step` of process `rank` from a `TextBatches`, or a fact stream (`FactStream`, `RealFactStream`: one seeded batch per step)."
+    if isinstance(source, TextBatches): return source.batch(micro_step, rank, world)
+    return source.batch(micro_step * world + rank)
 
 # %% ../nbs/10_train.ipynb #c072
 @dataclass
@@ -343,7 +360,7 @@ class RetrievalSupervision:
     def __call__(self, model, batch, output, generator=None) -> tuple[torch.Tensor, dict] | None:
         sup, traces = getattr(batch, "supervision", None), getattr(output, "retrieval", None)
         if sup is None or not len(sup) or traces is None or not getattr(model, "memory_layers", None): return None
-        rl, ra = retrieval_loss(model, traces, sup, self.n_negatives, generator)
+        rl, ra = retrieval_loss(model, traces, sup, self.n_negatives, generator, batch.input_ids, batch.attention_mask)
         return self.weight * rl, dict(retrieval_loss=rl.item(), retrieval_acc=ra.item())
 
 def default_extra_losses(cfg: TrainConfig) -> list:
@@ -775,6 +792,107 @@ def pretrain_qwen3(path: str | Path, tokenizer=None, steps: int = 1500, dim: int
         model.eval().save_pretrained(tmp); tok.save_pretrained(tmp)
     return Path(path)
 
+# %% ../nbs/10_train.ipynb #c201
+REAL_TRAIN_RECIPE = dict(max_steps=1500, learning_rate=2e-3, warmup_steps=30, fact_sequences=16, counterfactual=0.5, delete=0.2,
+                         noise_prefix=0.3, teacher_forcing=0.5, retrieval_negatives=512, recluster_every=100, eval_every=250,
+                         retrieval_warmup=2000,
+                         save_every=500, log_every=10, monitor_generations=0, batch_size=8)
+
+def real_memory_config(backbone_config, tokenizer, n_facts: int, empty: int = 10_000, **changes) -> MemoryConfig:
+    "The memory of the real-backbone recipe for `n_facts` training facts plus `empty` free entries (`changes` override any field)."
+    side = math.isqrt(n_facts + empty - 1) + 1
+    base = dict(knowledge_num=side * side, knowledge_length=24, knowledge_dim=256, num_candidates=8, num_candidates_internal=2048,
+                subkey_topk=48,
+                memory_layers=[round(2 * backbone_config.num_hidden_layers / 3)], query_source="tokens", coverage_weight=5.0,
+                write_residual=False, null_threshold=0.3, pad_token_id=tokenizer.pad_token_id, freeze_ratio=0.0)
+    return MemoryConfig(**{**base, **changes})
+
+def real_training_facts(cfg: TrainConfig, n_eval: int = 256) -> tuple[list[dict], list[dict], dict]:
+    "(training facts, held-out facts for the eval loss, templates) from `cfg.pararel_path`, without `cfg.holdout_path`'s subjects."
+    root = cfg.pararel_path or os.environ.get("EXPLICITLM_PARAREL")
+    if not root: raise ValueError("the real-backbone line trains on real facts: pass pararel_path=<ParaRel folder with patterns/ "
+                                  "and trex_lms_vocab/> (or set EXPLICITLM_PARAREL)")
+    facts, templates = load_pararel(root)
+    holdout = cfg.holdout_path or os.environ.get("EXPLICITLM_COUNTERFACT")
+    if holdout:
+        n = len(facts)
+        facts = without_subjects(facts, [c["subject"] for c in load_counterfact(holdout)])
+        print(f"held out {n - len(facts)} facts about the subjects of {holdout}: training never states them")
+    random.Random(cfg.seed).shuffle(facts)
+    return facts[n_eval:], facts[:n_eval], templates
+
+def check_backbone_unchanged(model, path) -> int:
+    "Compare the backbone's tensors with the safetensors files in `path` bit for bit; raises naming a changed tensor; returns how many."
+    from safetensors.torch import load_file
+    state, n = {}, 0
+    for f in sorted(Path(path).glob("*.safetensors")): state.update(load_file(f))
+    mine = {k.replace("decoder_layer.", ""): v for k, v in model.backbone.state_dict().items()}
+    for k, v in state.items():
+        if k in mine:
+            if not torch.equal(mine[k].cpu(), v.to(mine[k].dtype)): raise AssertionError(f"backbone tensor {k} changed in training")
+            n += 1
+    return n
+
+def train_real_memory(model_config: MemoryConfig | None = None, train_config: TrainConfig | None = None,
+                      extra_losses: list | None = None, memory_changes: dict | None = None) -> TrainResult:
+    "Train the read-only memory of a frozen pretrained backbone (`init_from`, e.g. `smollm2`) on real facts (see above); `memory_changes` alter the recipe's memory."
+    from transformers import AutoTokenizer
+    from explicitlm.explicit import ExplicitLM
+    cfg = train_config or TrainConfig(out_dir="out/real", init_from="smollm2", **REAL_TRAIN_RECIPE)
+    path = resolve_backbone(cfg.init_from)
+    tok = AutoTokenizer.from_pretrained(str(cfg.tokenizer_path or path), local_files_only=True)
+    train_facts, held, templates = real_training_facts(cfg)
+    from transformers import AutoConfig
+    mcfg = model_config or real_memory_config(AutoConfig.from_pretrained(path), tok, len(train_facts), **(memory_changes or {}))
+    bank = MemoryBank(mcfg.knowledge_num, mcfg.knowledge_length, mcfg.pad_token_id, len(tok)); bank.tokenizer = tok
+    written = write_facts(bank, train_facts, templates, tok, seed=cfg.seed)
+    print(f"bank: {len(written)} training facts, {int((~bank.valid).sum())} empty entries for new knowledge")
+    torch.manual_seed(cfg.seed)                # the memory's initial weights: a seeded run is reproducible
+    model = ExplicitLM.from_backbone(cfg.init_from, mcfg, bank=bank, freeze_backbone=True, freeze_keys=cfg.freeze_keys)
+    parameter_report(model)
+    stream = RealFactStream(written, templates, tok, model.bank, n_facts=cfg.fact_sequences, counterfactual=cfg.counterfactual,
+                            absent=cfg.delete, noise_prefix=cfg.noise_prefix, seed=cfg.seed)
+    eval_ds = PretrainDataset([{"text": fill(next(t for t in templates[f["relation"]]), f["subject"], f["object"])} for f in held], tok, 64)
+    if cfg.retrieval_warmup and not cfg.resume_from:
+        losses = retrieval_warmup(model, stream, cfg.retrieval_warmup, cfg, progress=cfg.progress)
+        print(f"retrieval warm-up: {cfg.retrieval_warmup} steps, loss {sum(losses[:20]) / len(losses[:20]):.3f} → {sum(losses[-20:]) / len(losses[-20:]):.3f}")
+    res = fit(model, stream, eval_ds, cfg, tok, extra_losses)
+    print(f"backbone unchanged: {check_backbone_unchanged(res.model, path)} tensors bit-identical to {path}")
+    return res
+
+# %% ../nbs/10_train.ipynb #c205
+def retrieval_warmup(model, stream, steps: int, cfg: TrainConfig, n_facts: int = 64, progress: bool = True) -> list[float]:
+    "Train the gates' query and key parts alone on `stream`'s questions (token-bag queries: no backbone pass); the losses."
+    from types import SimpleNamespace
+    mems = model.memory_modules()
+    if any(m.query_source != "tokens" for m in mems.values()):
+        raise ValueError("retrieval_warmup trains token-bag queries (query_source='tokens'); this model queries with hidden states")
+    params = [p for m in mems.values() for n, p in m.named_parameters() if p.requires_grad and n.startswith(("memory_gate.", "token_"))]
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    embed, g = model.memory_embedding(), torch.Generator().manual_seed(cfg.seed)
+    n_old, stream.n_facts = stream.n_facts, n_facts
+    losses = []
+    model.train()
+    try:
+        for step in (bar := tqdm(range(steps), desc="retrieval warm-up", disable=not progress)):
+            b = stream.batch(10 ** 9 + step)                 # (steps the main loop never draws)
+            with bank_overlay(model, b):
+                traces = {}
+                for l, mem in mems.items():
+                    mem.memory_gate.sync(model.memory_bank, embed)
+                    bag, _ = mem.token_queries(embed(b.input_ids), b.attention_mask)
+                    q, _, cand = mem.memory_gate.candidates(mem.token_norm(bag))
+                    traces[l] = SimpleNamespace(queries=q, candidates=cand)
+                loss, acc = retrieval_loss(model, traces, b.supervision, cfg.retrieval_negatives, g, b.input_ids, b.attention_mask)
+            opt.zero_grad(); loss.backward()
+            if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            losses.append(loss.item()); bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc.item():.2f}")
+            if cfg.cluster_keys and cfg.recluster_every and (step + 1) % cfg.recluster_every == 0: model.cluster_keys(seed=cfg.seed + step)
+    finally: stream.n_facts = n_old
+    if cfg.cluster_keys: model.cluster_keys(seed=cfg.seed)
+    return losses
+
 # %% ../nbs/10_train.ipynb #c043
 def cli_help(prog: str, description: str, train_defaults: dict | None = None, model_defaults=None) -> str:
     "The `--help` text of a CLI: usage, what it does, then every training and model key with its type, default and meaning."
@@ -849,11 +967,20 @@ def pretrain_cli(argv: list[str] | None = None):
 def train_memory_cli(argv: list[str] | None = None):
     "Entry point of `explicitlm-train-memory init_from=... key=value ...`."
     argv = sys.argv[1:] if argv is None else argv
-    mcfg, tcfg = parse_cli(argv, dict(out_dir="out/train_memory", learning_rate=5e-5), prog="explicitlm-train-memory",
-                           description="Freeze a trained backbone (init_from: a MemoryLM checkpoint or a local Hugging Face "
-                                       "causal-LM directory) and train only its memory parts.")
-    given = {a.split("=", 1)[0].split(".")[-1] for a in argv}
-    _report(train_memory(mcfg if given & {f.name for f in fields(ExplicitLMConfig)} else None, tcfg))
+    given = {a.split("=", 1)[0].split(".")[-1]: a.split("=", 1)[-1] for a in argv}
+    real = str(given.get("init_from", "")).lower() in BACKBONE_ALIASES or "pararel_path" in given
+    defaults = dict(out_dir="out/real", **REAL_TRAIN_RECIPE) if real else dict(out_dir="out/train_memory", learning_rate=5e-5)
+    mcfg, tcfg = parse_cli(argv, defaults, prog="explicitlm-train-memory",
+                           description="Freeze a trained backbone (init_from: smollm2, a MemoryLM checkpoint or a local Hugging "
+                                       "Face causal-LM directory) and train only its memory parts; init_from=smollm2 trains the "
+                                       "real-backbone recipe of bench/editing.py on real facts (pararel_path).")
+    model_keys = set(given) & {f.name for f in fields(ExplicitLMConfig)}
+    if real:                                      # the recipe's memory, with the memory keys the user gave
+        memory_keys = {k: getattr(mcfg, k) for k in model_keys if k in {f.name for f in own_fields(MemoryConfig)}}
+        if model_keys - set(memory_keys): raise ValueError(f"{sorted(model_keys - set(memory_keys))} are MiniMind settings: the "
+                                                           "real-backbone line takes memory keys only")
+        _report(train_real_memory(None, tcfg, memory_changes=memory_keys)); return
+    _report(train_memory(mcfg if model_keys else None, tcfg))
 
 # %% ../nbs/10_train.ipynb #c046
 @cli_errors
