@@ -174,10 +174,18 @@ def _load_from_state_dict(self: MemoryBank, *args, **kwargs):
 
 # %% ../nbs/01_bank.ipynb #c048
 def token_ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
-    "Token ids (no special tokens) of each of `texts`, through a fast tokenizer's backend when it has one."
+    """Token ids (no special tokens) of each of `texts`, through a fast tokenizer's backend when it has one. The backend
+    keeps the padding and truncation of the last padded call through transformers (`tok(..., padding=True,
+    padding_side="left")` before generating leaves it padding on the left): both are off for this call, then put back."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None: return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
-    return [e.ids for e in backend.encode_batch(list(texts), add_special_tokens=False)]
+    padding, truncation = getattr(backend, "padding", None), getattr(backend, "truncation", None)
+    if padding: backend.no_padding()
+    if truncation: backend.no_truncation()
+    try: return [e.ids for e in backend.encode_batch(list(texts), add_special_tokens=False)]
+    finally:
+        if padding: backend.enable_padding(**{k: v for k, v in padding.items() if k != "length" or v is not None})
+        if truncation: backend.enable_truncation(**truncation)
 
 # %% ../nbs/01_bank.ipynb #c013
 @patch

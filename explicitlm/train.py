@@ -808,7 +808,7 @@ def real_memory_config(backbone_config, tokenizer, n_facts: int, empty: int = 10
     return MemoryConfig(**{**base, **changes})
 
 def real_training_facts(cfg: TrainConfig, n_eval: int = 256) -> tuple[list[dict], list[dict], dict]:
-    "(training facts, held-out facts for the eval loss, templates) from `cfg.pararel_path`, without `cfg.holdout_path`'s subjects."
+    "(training facts, up to `n_eval` held-out facts for the eval loss, templates) from `cfg.pararel_path`, without `cfg.holdout_path`'s subjects."
     root = cfg.pararel_path or os.environ.get("EXPLICITLM_PARAREL")
     if not root: raise ValueError("the real-backbone line trains on real facts: pass pararel_path=<ParaRel folder with patterns/ "
                                   "and trex_lms_vocab/> (or set EXPLICITLM_PARAREL)")
@@ -819,6 +819,7 @@ def real_training_facts(cfg: TrainConfig, n_eval: int = 256) -> tuple[list[dict]
         facts = without_subjects(facts, [c["subject"] for c in load_counterfact(holdout)])
         print(f"held out {n - len(facts)} facts about the subjects of {holdout}: training never states them")
     random.Random(cfg.seed).shuffle(facts)
+    n_eval = min(n_eval, len(facts) // 10)             # (a small fact set keeps nine tenths for training)
     return facts[n_eval:], facts[:n_eval], templates
 
 def check_backbone_unchanged(model, path) -> int:
