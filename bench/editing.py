@@ -17,6 +17,7 @@ from common import WORK, write_result
 from transformers import AutoModelForCausalLM, AutoTokenizer
 import explicitlm
 from explicitlm.backbone import smollm2_path
+from explicitlm.files import atomic_write_text
 from explicitlm.editing import (bank_edits, counterfact_scores, finetune_edits, in_context, neighbourhood_conflicts,
                                 reference_answers, summarize, answer_scores, METRICS)
 from explicitlm.realfacts import cloze, edit_sentence, fill, is_prompt_template, load_counterfact, load_pararel
@@ -38,7 +39,7 @@ def trained_memory(out: Path, pararel: Path, counterfact: Path, steps: int, retr
     t0 = time.time()
     res = train_real_memory(None, tc, memory_changes=changes)
     secs = time.time() - t0
-    meta.write_text(json.dumps(dict(checkpoint=str(res.checkpoint_dir / "model"), train_seconds=secs, steps=steps, changes=changes)))
+    atomic_write_text(meta, json.dumps(dict(checkpoint=str(res.checkpoint_dir / "model"), train_seconds=secs, steps=steps, changes=changes)))
     return AutoModelForCausalLM.from_pretrained(res.checkpoint_dir / "model").eval(), secs
 
 
