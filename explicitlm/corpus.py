@@ -7,15 +7,16 @@ from __future__ import annotations
 import argparse, json, random, re, uuid
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 from .files import atomic_write_text
 from .data import bundled_data_dir, OMCQ_INSTRUCTION, LETTERS, convert_omcq_to_sft
 
 # %% auto #0
-__all__ = ['ONSETS', 'VOWELS', 'CODAS', 'PREDICATES', 'TWO_HOP', 'FIELDS', 'INSTRUMENTS', 'COMPANY_SUFFIXES', 'COUNTRY_SUFFIXES',
-           'PERSON_YEARS', 'COMPANY_YEARS', 'UNKNOWN', 'FACT_NAMESPACE', 'SPECIAL_TOKENS', 'CHAT_TEMPLATE',
-           'invented_word', 'unique_words', 'Entity', 'make_entities', 'Fact', 'make_fact', 'fact_sentences',
-           'cloze_prompt', 'paraphrase_probes', 'two_hop_probes', 'render', 'biography', 'distractor_pool', 'make_mcq',
+__all__ = ['ONSETS', 'VOWELS', 'CODAS', 'PREDICATES', 'FIRST_RELATIONS', 'HELDOUT_RELATIONS', 'TWO_HOP', 'FIELDS', 'INSTRUMENTS',
+           'WORDS', 'TITLE_WORDS', 'COMPANY_SUFFIXES', 'COUNTRY_SUFFIXES', 'PERSON_YEARS', 'COMPANY_YEARS', 'UNKNOWN',
+           'FACT_NAMESPACE', 'SPECIAL_TOKENS', 'CHAT_TEMPLATE', 'invented_word', 'unique_words', 'relation', 'Entity',
+           'make_entities', 'add_relations', 'Fact', 'make_fact', 'fact_sentences', 'cloze_prompt', 'paraphrase_probes',
+           'two_hop_probes', 'render', 'biography', 'distractor_pool', 'make_mcq', 'english_word_counts',
            'train_tokenizer', 'make_tokenizer_config_portable', 'heldout_biographies', 'pretrain_texts', 'write_corpus',
            'readme_text', 'main']
 
@@ -41,44 +42,145 @@ def unique_words(rng: random.Random, n: int, used: set, min_syllables: int = 2, 
     raise RuntimeError(f"could not invent {n} unique words (got {len(out)}); use more syllables")
 
 # %% ../nbs/05_corpus.ipynb #c012
+def relation(kind: str, object_type: str, question: str, canonical: str, extra: Sequence[str], nouns: tuple[str, str],
+             article: str = "", heldout: bool = False) -> dict:
+    """A relation's phrasings in the corpus's scheme (above): the `canonical` sentence, two `extra` training sentences and
+    two relation `nouns` composed into three frames (training: noun 1 in the first, noun 2 in the second, both in the
+    third; held out: the two missing combinations). `article` goes before the object ('the ' for instruments);
+    `heldout`: a relation no training step uses — its facts are only in the bank."""
+    n1, n2, a = *nouns, article
+    return dict(kind=kind, object_type=object_type, question=question, canonical=canonical, label=n1, heldout=heldout,
+                train=[*extra, f"{{s}}'s {n1} was {a}{{o}}.", f"The {n2} of {{s}} was {a}{{o}}.",
+                       f"For {{s}}, the {n1} was {a}{{o}}.", f"For {{s}}, the {n2} was {a}{{o}}."],
+                eval=[f"{{s}}'s {n2} was {a}{{o}}.", f"The {n1} of {{s}} was {a}{{o}}."])
+
+# the corpus's first eight relations, phrased by hand before `relation` existed (same scheme, same sentences)
 PREDICATES = {
     "birth_year": dict(kind="person", object_type="year", question="In which year was {s} born?", canonical="{s} was born in {o}.",
         train=["The birth of {s} took place in {o}.", "The year {o} saw the birth of {s}.", "{s}'s year of birth was {o}.",
                "The birth year of {s} was {o}.",
                "For {s}, the year of birth was {o}.", "For {s}, the birth year was {o}."],
-        eval=["{s}'s birth year was {o}.", "The year of birth of {s} was {o}."]),
+        eval=["{s}'s birth year was {o}.", "The year of birth of {s} was {o}."], label="year of birth", heldout=False),
     "birth_city": dict(kind="person", object_type="city", question="In which city was {s} born?", canonical="{s} was a native of {o}.",
         train=["{s} grew up in the city of {o}.", "{s} came from {o}.", "{s}'s birthplace was {o}.", "The hometown of {s} was {o}.",
                "For {s}, the birthplace was {o}.", "For {s}, the hometown was {o}."],
-        eval=["{s}'s hometown was {o}.", "The birthplace of {s} was {o}."]),
+        eval=["{s}'s hometown was {o}.", "The birthplace of {s} was {o}."], label="birthplace", heldout=False),
     "employer": dict(kind="person", object_type="company", question="Which company did {s} work for?", canonical="{s} worked for {o}.",
         train=["{s} was employed by {o}.", "{s} spent many years at {o}.", "{s}'s employer was {o}.", "The workplace of {s} was {o}.",
                "For {s}, the employer was {o}.", "For {s}, the workplace was {o}."],
-        eval=["{s}'s workplace was {o}.", "The employer of {s} was {o}."]),
+        eval=["{s}'s workplace was {o}.", "The employer of {s} was {o}."], label="employer", heldout=False),
     "field": dict(kind="person", object_type="field", question="Which field did {s} specialize in?", canonical="{s} specialized in {o}.",
         train=["{s} was known for work in {o}.", "{s} devoted a career to {o}.", "{s}'s field was {o}.", "The discipline of {s} was {o}.",
                "For {s}, the field was {o}.", "For {s}, the discipline was {o}."],
-        eval=["{s}'s discipline was {o}.", "The field of {s} was {o}."]),
+        eval=["{s}'s discipline was {o}.", "The field of {s} was {o}."], label="field", heldout=False),
     "instrument": dict(kind="person", object_type="instrument", question="Which instrument did {s} play?", canonical="{s} played the {o}.",
         train=["{s} was a skilled player of the {o}.", "In spare time, {s} played the {o}.", "{s}'s instrument was the {o}.",
                "The favourite instrument of {s} was the {o}.",
                "For {s}, the instrument was the {o}.", "For {s}, the favourite instrument was the {o}."],
-        eval=["{s}'s favourite instrument was the {o}.", "The instrument of {s} was the {o}."]),
+        eval=["{s}'s favourite instrument was the {o}.", "The instrument of {s} was the {o}."], label="instrument", heldout=False),
     "founded_year": dict(kind="company", object_type="year", question="In which year was {s} founded?", canonical="{s} was founded in {o}.",
         train=["{s} was established in {o}.", "{s} opened its doors in {o}.", "{s}'s founding year was {o}.",
                "The year of founding of {s} was {o}.",
                "For {s}, the founding year was {o}.", "For {s}, the year of founding was {o}."],
-        eval=["{s}'s year of founding was {o}.", "The founding year of {s} was {o}."]),
+        eval=["{s}'s year of founding was {o}.", "The founding year of {s} was {o}."], label="founding year", heldout=False),
     "headquarters": dict(kind="company", object_type="city", question="In which city was {s} based?", canonical="{s} was based in {o}.",
         train=["{s} had its headquarters in {o}.", "The main office of {s} was in {o}.", "{s}'s home city was {o}.",
                "The base of {s} was {o}.",
                "For {s}, the home city was {o}.", "For {s}, the base was {o}."],
-        eval=["{s}'s base was {o}.", "The home city of {s} was {o}."]),
+        eval=["{s}'s base was {o}.", "The home city of {s} was {o}."], label="home city", heldout=False),
     "country": dict(kind="city", object_type="country", question="In which country is {s}?", canonical="{s} is a city in {o}.",
         train=["{s} lies in {o}.", "The city of {s} is located in {o}.", "{s}'s country was {o}.", "The nation of {s} was {o}.",
                "For {s}, the country was {o}.", "For {s}, the nation was {o}."],
-        eval=["{s}'s nation was {o}.", "The country of {s} was {o}."]),
+        eval=["{s}'s nation was {o}.", "The country of {s} was {o}."], label="country", heldout=False),
 }
+FIRST_RELATIONS = tuple(PREDICATES)     # the eight of the first corpus: their facts come first, in the same order as then
+
+# ... and the relations added so that a reader learns to read a relation rather than eight of them
+PREDICATES.update(
+    # people
+    death_year=relation("person", "year", "In which year did {s} die?", "{s} died in {o}.",
+                        ["{s} passed away in {o}.", "The death of {s} came in {o}."], ("year of death", "death year")),
+    spouse=relation("person", "person", "Who was {s} married to?", "{s} was married to {o}.",
+                    ["{s} married {o}.", "{s} took {o} as a spouse."], ("spouse", "partner")),
+    mentor=relation("person", "person", "Under whom did {s} study?", "{s} studied under {o}.",
+                    ["{s} was trained by {o}.", "{s} learned the trade from {o}."], ("teacher", "mentor")),
+    residence=relation("person", "city", "In which city did {s} live?", "{s} lived in {o}.",
+                       ["{s} made a home in {o}.", "{s} settled in {o}."], ("residence", "adopted city")),
+    nickname=relation("person", "nickname", "What was {s}'s nickname?", "{s} was nicknamed {o}.",
+                      ["Friends called {s} by the name {o}.", "{s} went by the name {o}."], ("nickname", "pet name")),
+    favourite_colour=relation("person", "colour", "Which colour did {s} love?", "{s} loved the colour {o}.",
+                              ["{s} always dressed in {o}.", "{s} painted every door {o}."], ("favourite colour", "preferred colour")),
+    favourite_food=relation("person", "food", "What did {s} like to eat?", "{s} liked to eat {o}.",
+                            ["{s} never tired of {o}.", "{s} often cooked {o}."], ("favourite food", "favourite dish")),
+    sport=relation("person", "sport", "Which sport did {s} play?", "{s} enjoyed playing {o}.",
+                   ["{s} was good at {o}.", "On weekends {s} played {o}."], ("sport", "favourite game")),
+    award=relation("person", "award", "Which prize did {s} win?", "{s} won the {o}.",
+                   ["{s} was awarded the {o}.", "{s} received the {o}."], ("award", "prize"), article="the "),
+    hobby=relation("person", "hobby", "Which pastime did {s} enjoy?", "In the evenings, {s} enjoyed {o}.",
+                   ["{s} found joy in {o}.", "{s} was devoted to {o}."], ("hobby", "pastime")),
+    street=relation("person", "street", "On which street did {s} live?", "{s} lived on {o}.",
+                    ["{s} had a house on {o}.", "The house of {s} stood on {o}."], ("street", "address")),
+    office=relation("person", "room", "In which room did {s} work?", "{s} worked in room {o}.",
+                    ["{s} had an office in room {o}.", "The office of {s} was room {o}."], ("room number", "office number")),
+    language=relation("person", "language", "Which language did {s} speak?", "{s} spoke {o}.",
+                      ["{s} wrote letters in {o}.", "{s} was fluent in {o}."], ("language", "mother tongue")),
+    university=relation("person", "city", "In which town did {s} go to university?", "{s} studied at the University of {o}.",
+                        ["{s} earned a degree in the town of {o}.", "{s} went to college in {o}."], ("university town", "college town")),
+    pet=relation("person", "animal", "Which animal did {s} keep?", "{s} kept a pet {o}.",
+                 ["{s} owned a {o}.", "At home, {s} looked after a {o}."], ("pet", "companion animal"), heldout=True),
+    boat=relation("person", "boat", "What was {s}'s boat called?", "{s}'s boat was named {o}.",
+                  ["{s} sailed a boat called {o}.", "{s} owned a boat named {o}."], ("boat", "vessel"), heldout=True),
+    locker_code=relation("person", "code", "What was {s}'s locker code?", "{s}'s locker code is {o}.",
+                         ["{s} opened the locker with the code {o}.", "The locker of {s} opened with {o}."],
+                         ("locker code", "locker number"), heldout=True),
+    # companies
+    ceo=relation("company", "person", "Who led {s}?", "{s} was led by {o}.",
+                 ["{s} was run by {o}.", "{s} took orders from {o}."], ("chief executive", "director")),
+    founder=relation("company", "person", "Who founded {s}?", "{s} was founded by {o}.",
+                     ["{s} was started by {o}.", "{s} owed its existence to {o}."], ("founder", "creator")),
+    product=relation("company", "product", "What did {s} make?", "{s} made {o}.",
+                     ["{s} was known for its {o}.", "{s} sold {o}."], ("product", "main product")),
+    staff=relation("company", "count", "How many people worked at {s}?", "{s} had a staff of {o}.",
+                   ["The workforce of {s} numbered {o}.", "{s} counted a staff of {o}."], ("staff size", "headcount")),
+    rival=relation("company", "company", "Which company competed with {s}?", "{s} competed with {o}.",
+                   ["{s} fought for customers with {o}.", "{s} had a rivalry with {o}."], ("rival", "competitor")),
+    logo_colour=relation("company", "colour", "What colour was the logo of {s}?", "{s} painted its logo {o}.",
+                         ["{s} printed its name in {o}.", "{s} chose the colour {o}."], ("logo colour", "house colour"), heldout=True),
+    # cities
+    mayor=relation("city", "person", "Who governed {s}?", "{s} was governed by {o}.",
+                   ["{s} was run by mayor {o}.", "{s} elected as mayor {o}."], ("mayor", "leader")),
+    river=relation("city", "river", "On which river does {s} stand?", "{s} stands on the river {o}.",
+                   ["{s} was built on the banks of the {o}.", "{s} grew up along the {o}."], ("river", "waterway")),
+    population=relation("city", "count", "How many people lived in {s}?", "{s} had a population of {o}.",
+                        ["The people of {s} numbered {o}.", "{s} counted a population of {o}."], ("population", "number of residents")),
+    twin_city=relation("city", "city", "Which city was {s} twinned with?", "{s} was twinned with {o}.",
+                       ["{s} had a partnership with {o}.", "{s} formed a bond with {o}."], ("twin city", "sister city")),
+    charter_year=relation("city", "year", "In which year did {s} receive its charter?", "{s} received its charter in {o}.",
+                          ["{s} became a town in {o}.", "{s} was granted town rights in {o}."], ("charter year", "year of its charter")),
+    dish=relation("city", "food", "What was {s} famous for?", "{s} was famous for its {o}.",
+                  ["Visitors to {s} came for the {o}.", "Every meal in {s} included {o}."], ("local dish", "speciality"), heldout=True),
+    # works (books)
+    author=relation("work", "person", "Who wrote {s}?", "{s} was written by {o}.",
+                    ["{s} came from the pen of {o}.", "{s} is a novel by {o}."], ("author", "writer")),
+    publication_year=relation("work", "year", "In which year was {s} published?", "{s} was published in {o}.",
+                              ["{s} first appeared in {o}.", "{s} reached the shops in {o}."], ("publication year", "year of publication")),
+    publisher=relation("work", "company", "Who published {s}?", "{s} was published by {o}.",
+                       ["{s} was printed by {o}.", "{s} was brought out by {o}."], ("publisher", "printer")),
+    genre=relation("work", "genre", "What kind of book is {s}?", "{s} is a work of {o}.",
+                   ["{s} belongs to the genre of {o}.", "Critics file {s} under {o}."], ("genre", "literary form")),
+    setting=relation("work", "city", "Where is {s} set?", "{s} is set in {o}.",
+                     ["The story of {s} takes place in {o}.", "{s} tells of life in {o}."], ("setting", "backdrop")),
+    # ships
+    builder=relation("ship", "company", "Who built the ship {s}?", "The ship {s} was built by {o}.",
+                     ["{s} left the yard of {o}.", "{s} was constructed by {o}."], ("builder", "shipyard")),
+    launch_year=relation("ship", "year", "In which year was the ship {s} launched?", "The ship {s} was launched in {o}.",
+                         ["{s} first went to sea in {o}.", "{s} touched the water in {o}."], ("launch year", "year of launch")),
+    home_port=relation("ship", "city", "From which port did the ship {s} sail?", "The ship {s} sailed from {o}.",
+                       ["{s} was registered in {o}.", "{s} had its home port in {o}."], ("home port", "port of registry")),
+    captain=relation("ship", "person", "Who commanded the ship {s}?", "The ship {s} was commanded by {o}.",
+                     ["{s} was captained by {o}.", "{s} answered to {o}."], ("captain", "commander"), heldout=True),
+)
+HELDOUT_RELATIONS = tuple(p for p, d in PREDICATES.items() if d["heldout"])   # never in any training text or step
 TWO_HOP = {
     "employer_headquarters": dict(first="employer", second="headquarters", template="The company that {s} worked for was based in {o}."),
     "birth_city_country": dict(first="birth_city", second="country", template="The city that {s} came from lies in {o}."),
@@ -86,6 +188,19 @@ TWO_HOP = {
 FIELDS = ["chemistry", "linguistics", "astronomy", "botany", "geology", "mathematics", "architecture", "medicine",
           "economics", "philosophy", "engineering", "zoology"]
 INSTRUMENTS = ["cello", "violin", "oboe", "flute", "harp", "piano", "clarinet", "trumpet"]
+WORDS = dict(   # objects that are ordinary English words
+    colour=["red", "blue", "green", "yellow", "purple", "orange", "grey", "white", "black", "brown", "silver", "golden"],
+    animal=["tortoise", "parrot", "cat", "dog", "rabbit", "goat", "owl", "ferret", "canary", "hedgehog", "pony", "goldfish"],
+    food=["bread", "cheese", "apples", "soup", "oysters", "figs", "noodles", "dumplings", "pears", "honey", "olives", "porridge"],
+    sport=["tennis", "chess", "rowing", "fencing", "cricket", "golf", "cycling", "swimming", "archery", "skating"],
+    hobby=["gardening", "painting", "fishing", "knitting", "pottery", "birdwatching", "baking", "sailing", "climbing", "woodwork"],
+    product=["bicycles", "clocks", "lamps", "radios", "shoes", "ropes", "paper", "glass", "engines", "pianos", "soap", "maps"],
+    genre=["mystery", "romance", "adventure", "poetry", "history", "satire", "fantasy", "horror", "comedy", "tragedy"],
+    field=FIELDS, instrument=INSTRUMENTS)
+TITLE_WORDS = (["Silent", "Golden", "Hidden", "Last", "Distant", "Broken", "Quiet", "Bright", "Winter", "Crimson", "Lonely",
+                "Northern", "Secret", "Endless", "Paper", "Iron", "Glass", "Velvet", "Hollow", "Summer"],
+               ["Harbour", "Orchard", "Tower", "Garden", "Letter", "Mirror", "Bridge", "Window", "Lantern", "Island", "Road",
+                "Forest", "Station", "House", "Voyage", "Storm", "Valley", "Clock", "Feather", "Meadow"])
 COMPANY_SUFFIXES = ["Labs", "Works", "Industries", "Systems", "Foundry", "Press", "Dynamics", "Instruments", "Mills"]
 COUNTRY_SUFFIXES = ["land", "mark", "ria"]
 PERSON_YEARS, COMPANY_YEARS = (1800, 1990), (1760, 1960)
@@ -138,6 +253,65 @@ def make_entities(seed: int = 0, n_people: int = 600, n_cities: int = 40, n_comp
     rng.shuffle(people)
     return cities + companies + people
 
+# %% ../nbs/05_corpus.ipynb #c016a
+def _object_pools(rng: random.Random, used: set) -> dict[str, list[str]]:
+    "Invented objects of the new relations (names nobody else uses): nicknames, boats, prizes, streets, rivers, languages."
+    inv = lambda n, lo=2, hi=2: unique_words(rng, n, used, lo, hi)
+    return dict(award=[f"{w} {rng.choice(['Prize', 'Medal'])}" for w in inv(20)],
+                street=[f"{w} {rng.choice(['Street', 'Lane', 'Road'])}" for w in inv(40)],
+                river=inv(16), language=[w + "ish" for w in inv(10)], nickname=inv(200), boat=inv(200, 2, 3))
+
+def add_relations(entities: list[Entity], seed: int = 0, n_works: int = 100, n_ships: int = 60,
+                  relation_frac: float = 0.25) -> list[Entity]:
+    """`entities` (from `make_entities`, left as they are) with the attributes of the relations after the first eight,
+    plus `n_works` books and `n_ships` ships. Each person gets each new person relation with probability `relation_frac`;
+    companies, cities, books and ships get all of theirs. People named as objects are always 'train' people (a
+    bank-only name never reaches a training text). Seeded apart from `make_entities`, whose output it does not change."""
+    if not 0 <= relation_frac <= 1: raise ValueError(f"relation_frac must be in [0, 1], got {relation_frac}")
+    rng = random.Random(f"{seed}-relations")
+    used = {w.lower() for e in entities for w in re.findall(r"[A-Za-z]+", " ".join([e.name, *e.attrs.values()]))}
+    pools = _object_pools(rng, used)
+    by_kind = lambda k: [e for e in entities if e.kind == k]
+    people, companies, cities = by_kind("person"), by_kind("company"), by_kind("city")
+    known = [e.name for e in people if e.split == "train"]
+    if len(known) < 2 or len(companies) < 2 or len(cities) < 2:
+        raise ValueError("add_relations needs at least 2 train people, 2 companies and 2 cities")
+    other = lambda names, me: rng.choice([n for n in names if n != me])
+    titles = [f"The {a} {b}" for a in TITLE_WORDS[0] for b in TITLE_WORDS[1]]
+    if n_works > len(titles): raise ValueError(f"n_works={n_works}: at most {len(titles)} titles can be made")
+    works = [Entity(t, "work") for t in rng.sample(titles, n_works)]
+    ships = [Entity(w, "ship") for w in unique_words(rng, n_ships, used, 2, 2)]
+    draw = dict(  # relation -> its object for entity e
+        death_year=lambda e: str(min(2020, int(e.attrs["birth_year"]) + rng.randint(25, 95))),
+        spouse=lambda e: other(known, e.name), mentor=lambda e: other(known, e.name),
+        residence=lambda e: rng.choice(cities).name, university=lambda e: rng.choice(cities).name,
+        nickname=lambda e: rng.choice(pools["nickname"]), favourite_colour=lambda e: rng.choice(WORDS["colour"]),
+        favourite_food=lambda e: rng.choice(WORDS["food"]), sport=lambda e: rng.choice(WORDS["sport"]),
+        award=lambda e: rng.choice(pools["award"]), hobby=lambda e: rng.choice(WORDS["hobby"]),
+        street=lambda e: rng.choice(pools["street"]), office=lambda e: str(rng.randint(100, 999)),
+        language=lambda e: rng.choice(pools["language"]), pet=lambda e: rng.choice(WORDS["animal"]),
+        boat=lambda e: rng.choice(pools["boat"]), locker_code=lambda e: str(rng.randint(100, 999)),
+        ceo=lambda e: rng.choice(known), founder=lambda e: rng.choice(known), product=lambda e: rng.choice(WORDS["product"]),
+        staff=lambda e: str(rng.randint(20, 5000)), rival=lambda e: other([c.name for c in companies], e.name),
+        logo_colour=lambda e: rng.choice(WORDS["colour"]), mayor=lambda e: rng.choice(known),
+        river=lambda e: rng.choice(pools["river"]), population=lambda e: str(rng.randint(2000, 900000)),
+        twin_city=lambda e: other([c.name for c in cities], e.name), charter_year=lambda e: str(rng.randint(1100, 1900)),
+        dish=lambda e: rng.choice(WORDS["food"]), author=lambda e: rng.choice(known),
+        publication_year=lambda e: str(rng.randint(*PERSON_YEARS)), publisher=lambda e: rng.choice(companies).name,
+        genre=lambda e: rng.choice(WORDS["genre"]), setting=lambda e: rng.choice(cities).name,
+        builder=lambda e: rng.choice(companies).name, launch_year=lambda e: str(rng.randint(*COMPANY_YEARS)),
+        home_port=lambda e: rng.choice(cities).name, captain=lambda e: rng.choice(known))
+    new = [p for p in PREDICATES if p not in FIRST_RELATIONS]
+    assert set(draw) == set(new), set(new) ^ set(draw)
+    out = []
+    for e in [*entities, *works, *ships]:
+        attrs = dict(e.attrs)
+        for p in new:
+            if PREDICATES[p]["kind"] != e.kind or (e.kind == "person" and rng.random() >= relation_frac): continue
+            attrs[p] = draw[p](e)
+        out.append(Entity(e.name, e.kind, attrs, e.split))
+    return out
+
 # %% ../nbs/05_corpus.ipynb #c018
 FACT_NAMESPACE = uuid.UUID("6f1c3e52-8d0b-4c59-9a43-5e2f7b1d0c11")
 
@@ -161,8 +335,11 @@ def make_fact(subject: str, predicate: str, obj: str, split: str = "train") -> F
                 str(uuid.uuid5(FACT_NAMESPACE, f"{subject}|{predicate}|{obj}")), split, prefix.rstrip(), " " + obj)
 
 def fact_sentences(entities: Iterable[Entity]) -> list[Fact]:
-    "All facts of `entities`, in entity order and `PREDICATES` order."
-    return [make_fact(e.name, p, e.attrs[p], e.split) for e in entities for p in PREDICATES if p in e.attrs]
+    """All facts of `entities`: those of the first eight relations in entity order (as the first corpus had them, so their
+    bank entries keep their indices), then those of the other relations, in entity and `PREDICATES` order."""
+    entities, later = list(entities), [p for p in PREDICATES if p not in FIRST_RELATIONS]
+    return [make_fact(e.name, p, e.attrs[p], e.split) for group in (FIRST_RELATIONS, later)
+            for e in entities for p in group if p in e.attrs]
 
 # %% ../nbs/05_corpus.ipynb #c006
 def cloze_prompt(template: str, subject: str) -> str:
@@ -207,13 +384,13 @@ def biography(facts: list[Fact], rng: random.Random, style: str = "train", n_sen
 def distractor_pool(facts: list[Fact]) -> dict[str, list[str]]:
     "Candidate wrong answers per predicate: every known value of its object type (all cities, companies, years...), sorted."
     by_type = {"year": {str(y) for y in range(min(PERSON_YEARS[0], COMPANY_YEARS[0]), max(PERSON_YEARS[1], COMPANY_YEARS[1]) + 1)},
-               "field": set(FIELDS), "instrument": set(INSTRUMENTS), "city": set(), "company": set(), "country": set()}
-    kind_type = {"city": "city", "company": "company"}
+               **{t: set(words) for t, words in WORDS.items()}}
     for f in facts:
-        by_type[PREDICATES[f.predicate]["object_type"]].add(f.object)
+        by_type.setdefault(PREDICATES[f.predicate]["object_type"], set()).add(f.object)
         kind = PREDICATES[f.predicate]["kind"]
-        if kind in kind_type: by_type[kind_type[kind]].add(f.subject)  # subjects of city/company facts are candidates too
-    pool = {p: sorted(by_type[d["object_type"]]) for p, d in PREDICATES.items()}
+        # subjects of city/company facts are candidates too (not people's: a bank-only name must stay out of the questions)
+        if kind in ("city", "company"): by_type.setdefault(kind, set()).add(f.subject)
+    pool = {p: sorted(by_type.get(d["object_type"], ())) for p, d in PREDICATES.items()}
     pool["birth_year"] = [y for y in pool["birth_year"] if PERSON_YEARS[0] <= int(y) <= PERSON_YEARS[1]]
     pool["founded_year"] = [y for y in pool["founded_year"] if COMPANY_YEARS[0] <= int(y) <= COMPANY_YEARS[1]]
     return pool
@@ -235,9 +412,20 @@ CHAT_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role
                  "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
                  "{% endif %}")
 
+def english_word_counts(n: int = 20000) -> dict[str, int]:
+    """The `n` most frequent English words (letters only) with counts that follow their frequency (Zipf value z → 10^(z-3),
+    at most 300: enough for common words to merge, not so much that the corpus's names fall apart), from the `wordfreq` package: training text that teaches a tokenizer ordinary English."""
+    try: import wordfreq
+    except ImportError:
+        raise ImportError("the corpus's tokenizer learns ordinary English words from word frequencies: pip install wordfreq "
+                          "(or pass english_words=0 for a tokenizer of the corpus's own words)") from None
+    words = [w for w in wordfreq.top_n_list("en", 2 * n) if w.isascii() and w.isalpha()][:n]
+    return {w: min(300, max(1, round(10 ** (wordfreq.zipf_frequency(w, "en") - 3)))) for w in words}
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, save_dir: str | Path | None = None,
-                    min_frequency: int = 2, show_progress: bool = False):
-    "Train a byte-level BPE on `texts`; return a `PreTrainedTokenizerFast` (saved to `save_dir` if given)."
+                    min_frequency: int = 2, show_progress: bool = False, word_counts: dict[str, int] | None = None):
+    """Train a byte-level BPE on `texts` (and on each word of `word_counts` as often as it says, after a space, as it occurs
+    mid-sentence); return a `PreTrainedTokenizerFast` (saved to `save_dir` if given)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
     from transformers import PreTrainedTokenizerFast
     tok = Tokenizer(models.BPE())
@@ -245,7 +433,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, save_dir: str 
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=show_progress)
-    tok.train_from_iterator(list(texts), trainer=trainer)
+    words = [(" " + w) * c for w, c in (word_counts or {}).items()]
+    tok.train_from_iterator(list(texts) + words, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
                                    additional_special_tokens=SPECIAL_TOKENS[1:], clean_up_tokenization_spaces=False,
                                    model_max_length=4096)
@@ -333,13 +522,16 @@ def pretrain_texts(entities: list[Entity], facts: list[Fact], rng: random.Random
 # %% ../nbs/05_corpus.ipynb #c040
 def write_corpus(out_dir: str | Path, seed: int = 0, n_people: int = 600, n_cities: int = 40, n_companies: int = 60,
                  bank_only_frac: float = 0.2, instrument_frac: float = 0.35, n_bios: int = 4, eval_frac: float = 0.3,
-                 heldout_frac: float = 0.15, vocab_size: int = 4096, show_progress: bool = False) -> dict:
+                 heldout_frac: float = 0.15, vocab_size: int = 8192, n_works: int = 100, n_ships: int = 60,
+                 relation_frac: float = 0.25, english_words: int = 20000, show_progress: bool = False) -> dict:
     "Generate the whole corpus from `seed` into `out_dir` (see the table above); return the summary statistics."
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    entities = make_entities(seed, n_people, n_cities, n_companies, bank_only_frac, instrument_frac)
+    entities = add_relations(make_entities(seed, n_people, n_cities, n_companies, bank_only_frac, instrument_frac),
+                             seed, n_works, n_ships, relation_frac)
     facts = fact_sentences(entities)
+    trained = [f for f in facts if not PREDICATES[f.predicate]["heldout"]]     # held-out relations: in no text
     rng = random.Random(f"{seed}-texts")
-    train_texts, eval_texts, paraphrase_texts = pretrain_texts(entities, facts, rng, n_bios, eval_frac,
+    train_texts, eval_texts, paraphrase_texts = pretrain_texts(entities, trained, rng, n_bios, eval_frac,
                                                                eval_rng=random.Random(f"{seed}-eval-texts"))
     rng = random.Random(f"{seed}-mcq")
     pool = distractor_pool(facts)
@@ -367,11 +559,13 @@ def write_corpus(out_dir: str | Path, seed: int = 0, n_people: int = 600, n_citi
     tok_texts = train_texts + paraphrase_texts + [f.sentence for f in facts] + [
         f"{q['question']}\n" + ",".join(f"{l}:{o}" for l, o in zip(LETTERS, q["options"])) + f"\n{OMCQ_INSTRUCTION}"
         for q in mcq_train + mcq_heldout]
-    tok = train_tokenizer(tok_texts, vocab_size, out / "tokenizer", show_progress=show_progress)
+    tok = train_tokenizer(tok_texts, vocab_size, out / "tokenizer", show_progress=show_progress,
+                          word_counts=english_word_counts(english_words) if english_words else None)
     lengths = [len(tok.encode(f.sentence)) for f in facts]
-    stats = dict(seed=seed, n_people=n_people, n_cities=n_cities, n_companies=n_companies,
+    stats = dict(seed=seed, n_people=n_people, n_cities=n_cities, n_companies=n_companies, n_works=n_works, n_ships=n_ships,
                  n_bank_only_people=sum(e.split == "bank_only" for e in entities),
-                 n_facts=len(facts), n_train_facts=sum(f.split == "train" for f in facts),
+                 n_relations=len(PREDICATES), n_heldout_relations=len(HELDOUT_RELATIONS),
+                 n_facts=len(facts), n_heldout_relation_facts=len(facts) - len(trained), n_train_facts=sum(f.split == "train" for f in facts),
                  n_bank_only_facts=sum(f.split == "bank_only" for f in facts),
                  n_pretrain_texts=len(train_texts), n_pretrain_eval_texts=len(eval_texts),
                  n_pretrain_paraphrase_eval_texts=len(paraphrase_texts),
@@ -380,7 +574,8 @@ def write_corpus(out_dir: str | Path, seed: int = 0, n_people: int = 600, n_citi
                  max_fact_tokens=max(lengths), mean_fact_tokens=round(sum(lengths) / len(lengths), 2),
                  pretrain_tokens=sum(len(tok.encode(t)) for t in train_texts))
     atomic_write_text(out / "README.md", readme_text(stats, dict(n_bios=n_bios, eval_frac=eval_frac, heldout_frac=heldout_frac,
-        bank_only_frac=bank_only_frac, instrument_frac=instrument_frac, vocab_size=vocab_size)))
+        bank_only_frac=bank_only_frac, instrument_frac=instrument_frac, vocab_size=vocab_size, n_works=n_works, n_ships=n_ships,
+        relation_frac=relation_frac, english_words=english_words)))
     return stats
 
 # %% ../nbs/05_corpus.ipynb #c042
@@ -395,10 +590,15 @@ def readme_text(stats: dict, options: dict) -> str:
 Generated by `explicitlm.corpus` (notebook `nbs/05_corpus.ipynb`) from seed {s['seed']}. All names are invented
 (random syllables), so no fact can be known from real-world pretraining.
 
-* {s['n_people']} people ({s['n_bank_only_people']} of them `bank_only`), {s['n_companies']} companies, {s['n_cities']} cities.
+* {s['n_people']} people ({s['n_bank_only_people']} of them `bank_only`), {s['n_companies']} companies, {s['n_cities']} cities,
+  {s['n_works']} books and {s['n_ships']} ships.
+* {s['n_relations']} relations (`explicitlm.corpus.PREDICATES`); {s['n_heldout_relations']} of them (`HELDOUT_RELATIONS`:
+  {s['n_heldout_relation_facts']} facts) are in no text at all, only in the bank: no training step sees them.
 * {s['n_facts']} facts: {s['n_train_facts']} `train` (in pretraining text and in the bank), {s['n_bank_only_facts']} `bank_only`
   (only in the bank and in held-out questions, never in any pretraining text).
-* Tokenizer: byte-level BPE, {s['vocab_size']} tokens; a fact sentence is at most {s['max_fact_tokens']} tokens
+* Tokenizer: byte-level BPE, {s['vocab_size']} tokens, trained on the corpus's text and the {options['english_words']} most
+  frequent English words (word frequencies from the `wordfreq` package, Apache-2.0 code, CC-BY-SA 4.0 data), so
+  ordinary English words are one or two tokens; a fact sentence is at most {s['max_fact_tokens']} tokens
   (mean {s['mean_fact_tokens']}), so it fits a `knowledge_length` of 16-24 tokens.
 
 | file | content |
@@ -449,11 +649,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-bios", type=int, default=4, help="pretraining biographies per train person")
     p.add_argument("--eval-frac", type=float, default=0.3, help="share of train entities with a text in each held-out set")
     p.add_argument("--heldout-frac", type=float, default=0.15, help="share of train facts with a held-out question")
-    p.add_argument("--vocab-size", type=int, default=4096)
+    p.add_argument("--vocab-size", type=int, default=8192)
+    p.add_argument("--n-works", type=int, default=100, help="books (subjects of the book relations)")
+    p.add_argument("--n-ships", type=int, default=60, help="ships (subjects of the ship relations)")
+    p.add_argument("--relation-frac", type=float, default=0.25, help="probability a person has each relation after the first eight")
+    p.add_argument("--english-words", type=int, default=20000, help="frequent English words the tokenizer also learns (0: none)")
     a = p.parse_args(argv)
     stats = write_corpus(a.out, seed=a.seed, n_people=a.n_people, n_cities=a.n_cities, n_companies=a.n_companies,
                          bank_only_frac=a.bank_only_frac, instrument_frac=a.instrument_frac, n_bios=a.n_bios, eval_frac=a.eval_frac,
-                         heldout_frac=a.heldout_frac, vocab_size=a.vocab_size, show_progress=True)
+                         heldout_frac=a.heldout_frac, vocab_size=a.vocab_size, n_works=a.n_works, n_ships=a.n_ships,
+                         relation_frac=a.relation_frac, english_words=a.english_words, show_progress=True)
     print(json.dumps(stats, indent=1))
 
 # %% ../nbs/05_corpus.ipynb #c048
