@@ -89,6 +89,9 @@ class MemoryConfig(PreTrainedConfig):
     reader: str = "slots"           # "slots": cross-attention over the selected entries' token slots, which can read one token
                                     # out; "pooled": the seeds' gated fusion of the pooled entry vector
     copy_head: bool = True          # mix the next-token distribution with a copy distribution over the tokens read
+    reader_match: bool = False      # the slot reader also scores each slot by exact matches with the text read so far (the
+                                    # slot follows the current token; its token, or the one before it, was read), with
+                                    # weights the query sets: reading entries in any wording, and relations never trained
     # --- fusion / shortcut ---
     write_residual: bool = True     # add what was read to the residual stream (the gated fusion); False: read for the copy
                                     # head only, so the backbone's own computation is untouched and needs no backward pass
@@ -147,6 +150,8 @@ class MemoryConfig(PreTrainedConfig):
                    f"coverage_weight={self.coverage_weight} scores each position's own text: it needs query_mode='token'"),
                   (not (self.coverage_weight and self.retrieval_score != "cosine"),
                    f"coverage_weight={self.coverage_weight} needs retrieval_score='cosine' (it is added to the scaled cosine)"),
+                  (not self.reader_match or self.reader == "slots",
+                   f"reader_match=True scores the slots of the slot reader: it needs reader='slots', not {self.reader!r}"),
                   (self.write_residual or (self.copy_head and self.reader == "slots"),
                    "write_residual=False leaves the memory only the copy head: it needs reader='slots' and copy_head=True"),
                   (not (self.copy_head and self.reader != "slots"),
@@ -266,7 +271,7 @@ def field_comments(cls, inherited: bool = True) -> dict[str, str]:
 
 # %% ../nbs/00_config.ipynb #c028
 SEEDS_DESIGN = dict(entry_pooling="mean", key_layout="learned", retrieval_score="dot", use_gumbel=True, reader="pooled",
-                    copy_head=False, query_source="attention")
+                    copy_head=False, query_source="attention", reader_match=False, coverage_weight=0.0)
 
 # %% ../nbs/00_config.ipynb #c017
 _TRUE, _FALSE, _NONE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}, {"none", "null"}

@@ -4,17 +4,19 @@
 
 # %% ../nbs/06a_counterfactual.ipynb #c003
 from __future__ import annotations
-import random
+import random, re
 from dataclasses import dataclass
 from typing import Sequence
 import torch
 from fastcore.basics import patch
 from .bank import MemoryBank, token_ids
-from .corpus import PREDICATES, TWO_HOP, UNKNOWN, cloze_prompt, invented_word, make_fact
+from .corpus import PREDICATES, HELDOUT_RELATIONS, TWO_HOP, UNKNOWN, cloze_prompt, invented_word, make_fact
 from .data import load_records
 
 # %% auto #0
-__all__ = ['FACT_FIELDS', 'statement_templates', 'entry_text', 'check_fact', 'load_facts', 'FactBatch', 'FactStream']
+__all__ = ['OPENERS', 'ASIDES', 'FUNCTION_WORDS', 'RECORDS', 'WORDINGS', 'HELDOUT_WORDINGS', 'HELDOUT_PHRASE_WORDS',
+           'FACT_FIELDS', 'statement_templates', 'entry_text', 'compress_words', 'everyday_words', 'random_phrase',
+           'entry_wording', 'check_fact', 'load_facts', 'FactBatch', 'FactStream']
 
 # %% ../nbs/06a_counterfactual.ipynb #c006
 def statement_templates(predicate: str) -> list[str]:
@@ -26,6 +28,68 @@ def entry_text(fact: dict, obj: str) -> str:
     "The bank sentence of `fact` with object `obj` (the predicate's canonical form)."
     if fact["predicate"] in PREDICATES: return make_fact(fact["subject"], fact["predicate"], obj).sentence
     return f"{fact['prompt']} {obj}."
+
+# %% ../nbs/06a_counterfactual.ipynb #c007b
+OPENERS = dict(train=("Records show that", "It is said that", "By all accounts,", "As it happens,", "In those years,",
+                      "Everyone knew that"),
+               heldout=("Friends remember that", "Old letters tell us that", "Later in life,", "According to the archive,"))
+ASIDES = dict(train=("an old friend of ours", "a patient soul", "then still young", "as the records say", "a tireless worker",
+                     "a good neighbour"),
+              heldout=("a quiet child who loved long walks", "known to all", "remembered fondly", "by then well known"))
+FUNCTION_WORDS = frozenset("the a an of was is in by to for its had were that at on with and as it has be".split())
+RECORDS = ("{s} - {label}: {o}.", "{s}; {label}: {o}.", "{s} ({label}): {o}.", "{s}, {label} {o}.")   # the object never first: copied, it keeps its space
+WORDINGS = ("canonical", "template", "opener", "aside", "record", "compressed")        # what the stream writes
+HELDOUT_WORDINGS = ("eval_template", "heldout_opener", "heldout_aside", "heldout_record")  # what only benchmarks write
+
+def compress_words(text: str, keep: Sequence[str] = ()) -> str:
+    "`text` without its function words (`FUNCTION_WORDS`) and final stop, every string of `keep` left whole: a crude compression."
+    spans = sorted((m.start(), m.end()) for k in keep if k for m in re.finditer(re.escape(k), text))
+    out, pos = [], 0
+    for a, b in spans + [(len(text), len(text))]:
+        if a < pos: continue
+        out += [w for w in text[pos:a].split() if w.lower().strip(",.") not in FUNCTION_WORDS]
+        if b > a: out.append(text[a:b])
+        pos = b
+    return re.sub(r"\s+([,.])", r"\1", " ".join(out)).strip(" ,.")
+
+def _lower_first(t: str) -> str: return t[0].lower() + t[1:] if t[:1].isupper() and not t.startswith("{") else t
+
+def everyday_words(tokenizer) -> list[str]:
+    """The lower-case words (3 letters or more) `tokenizer` holds as one token after a space (byte-level 'Ġ' or
+    sentencepiece '▁'): everyday English for a broad tokenizer — and never a bank's invented names."""
+    return sorted({t[1:] for t in tokenizer.get_vocab() if t[:1] in ("Ġ", "▁") and t[1:].isalpha() and t[1:].islower()
+                   and len(t) > 3})
+
+# the words of the held-out openers and asides never come up in random ones: those stay wordings no training step writes
+HELDOUT_PHRASE_WORDS = frozenset(w for p in OPENERS["heldout"] + ASIDES["heldout"] for w in re.findall(r"[a-z]+", p.lower()))
+
+def random_phrase(words: Sequence[str], rng: random.Random, lo: int = 1, hi: int = 4) -> str:
+    "`lo` to `hi` random words of `words`: an opener or aside the model has never seen, so it learns to read past any."
+    return " ".join(rng.choice(words) for _ in range(rng.randint(lo, hi)))
+
+def entry_wording(fact: dict, obj: str, wording: str, rng: random.Random, words: Sequence[str] = ()) -> str:
+    """The entry of `fact` with object `obj` in `wording` (one of `WORDINGS` or `HELDOUT_WORDINGS`; a random phrasing,
+    opener, aside or record layout from `rng`; with `words`, half the training openers and asides are random phrases of
+    them). A predicate the corpus does not know has only its canonical form."""
+    if wording not in WORDINGS + HELDOUT_WORDINGS: raise ValueError(f"wording={wording!r}: choose one of {WORDINGS + HELDOUT_WORDINGS}")
+    s, p = fact["subject"], fact["predicate"]
+    if wording == "canonical" or p not in PREDICATES: return entry_text(fact, obj)
+    d, heldout = PREDICATES[p], wording.startswith(("heldout", "eval"))
+    templates = d["eval"] if heldout else [d["canonical"], *d["train"]]
+    t = rng.choice(templates)
+    if wording in ("template", "eval_template"): return t.format(s=s, o=obj)
+    made_up = bool(words) and not heldout and rng.random() < 0.5
+    if wording in ("opener", "heldout_opener"):
+        opener = (random_phrase(words, rng, 2, 4).capitalize() + rng.choice([" that", ","]) if made_up
+                  else rng.choice(OPENERS["heldout" if heldout else "train"]))
+        return f"{opener} {_lower_first(t)}".format(s=s, o=obj)
+    if wording in ("aside", "heldout_aside"):
+        starts = [t for t in templates if t.startswith("{s} ")] or [d["canonical"]]
+        aside = random_phrase(words, rng) if made_up else rng.choice(ASIDES["heldout" if heldout else "train"])
+        return rng.choice(starts).replace("{s}", f"{s}, {aside},", 1).format(o=obj)
+    if wording == "record": return rng.choice(RECORDS).format(s=s, label=d["label"], o=obj)
+    if wording == "heldout_record": return f"{d['label'][0].upper()}{d['label'][1:]} of {s}: {obj}."
+    return compress_words(t.format(s=s, o=obj), keep=[s, obj]) + "."          # compressed
 
 # %% ../nbs/06a_counterfactual.ipynb #c031
 FACT_FIELDS = ("subject", "predicate", "object", "sentence")
@@ -70,14 +134,17 @@ class FactStream:
     def __init__(self, facts, tokenizer, bank: MemoryBank, texts: Sequence[str] = (), n_facts: int = 24,
                  n_texts: int = 8, max_facts: int = 3, counterfactual: float = 1.0, two_hop: float = 0.15,
                  delete: float = 0.1, new_subjects: float = 0.2, distractors: int = 0, max_len: int = 128, seed: int = 0,
-                 splits=("train",)):
-        for name, p in dict(counterfactual=counterfactual, two_hop=two_hop, delete=delete, new_subjects=new_subjects).items():
+                 splits=("train",), wordings: float = 0.0, exclude: Sequence[str] = HELDOUT_RELATIONS):
+        for name, p in dict(counterfactual=counterfactual, two_hop=two_hop, delete=delete, new_subjects=new_subjects,
+                            wordings=wordings).items():
             if not 0 <= p <= 1: raise ValueError(f"{name}={p} must be a probability in [0, 1]")
         if n_facts < 0 or n_texts < 0 or n_facts + n_texts == 0:
             raise ValueError(f"n_facts={n_facts} and n_texts={n_texts} must be >= 0 and not both 0")
         self.tokenizer, self.bank, self.seed, self.max_len = tokenizer, bank, seed, max_len
         self.n_facts, self.n_texts, self.max_facts, self.distractors = n_facts, n_texts, max_facts, distractors
         self.p = dict(counterfactual=counterfactual, two_hop=two_hop, delete=delete, new_subjects=new_subjects)
+        self.wordings, self.exclude = wordings, frozenset(exclude)  # share of entries in other wordings; relations never stated
+        self.words = [w for w in everyday_words(tokenizer) if w not in HELDOUT_PHRASE_WORDS] if wordings else []
         facts = load_facts(facts)                  # a bad record fails here, naming its line and field
         entries = bank.find([f["sentence"] for f in facts], tokenizer)
         self.facts = [dict(f, entry=e) for f, e in zip(facts, entries) if e is not None]
@@ -90,7 +157,8 @@ class FactStream:
         self.values = {p: sorted(v) for p, v in self.values.items()}
         by_subject = {}
         for f in self.facts:
-            if f.get("split", "train") in splits: by_subject.setdefault(f["subject"], []).append(f)
+            if f.get("split", "train") in splits and f["predicate"] not in self.exclude:
+                by_subject.setdefault(f["subject"], []).append(f)
         self.by_subject, self.subjects = by_subject, sorted(by_subject)
         if n_facts and not self.subjects: raise ValueError(f"no facts of the splits {splits} are in the bank")
         self.chains = {n: h for n, h in TWO_HOP.items() if h["first"] in self.values and h["second"] in self.values}
@@ -101,6 +169,13 @@ class FactStream:
         self.text_ids = [(ids + [tokenizer.eos_token_id])[:max_len] for i in range(0, len(texts), 1024)
                          for ids in token_ids(tokenizer, list(texts[i:i + 1024]))]
         if n_texts and not self.text_ids: raise ValueError(f"n_texts={n_texts} but no texts were given")
+
+    def entry(self, fact: dict, obj: str, rng: random.Random) -> str:
+        "The entry of `fact` with `obj`: canonical, or (share `wordings`) in another of `WORDINGS` if that fits the bank's entries."
+        text = entry_text(fact, obj)
+        if not self.wordings or rng.random() >= self.wordings: return text          # (no draw at all with wordings=0)
+        other = entry_wording(fact, obj, rng.choice(WORDINGS[1:]), rng, self.words)
+        return other if len(self.encode(other)) <= self.bank.knowledge_length else text
 
     def encode(self, text: str, cache: bool = True) -> list[int]:
         "Token ids of `text` (no special tokens); with `cache`, kept for the next batch (at most 100,000 texts)."
@@ -114,7 +189,7 @@ class FactStream:
 
     def __repr__(self):
         return (f"FactStream({len(self.facts)} facts of {len(self.subjects)} subjects, {len(self.text_ids)} texts, "
-                f"n_facts={self.n_facts}, n_texts={self.n_texts}, {self.p})")
+                f"n_facts={self.n_facts}, n_texts={self.n_texts}, {self.p}, wordings={self.wordings})")
 
 # %% ../nbs/06a_counterfactual.ipynb #c012
 def _statement(stream: FactStream, template: str, subject: str, obj: str, first: bool) -> tuple[list[int], list[int], list[int]]:
@@ -143,7 +218,7 @@ def _fact_sequence(stream: FactStream, rng: random.Random, row: int, writes: dic
         if any(f["entry"] in writes for f in facts): return [], []
         for f in facts:
             if rng.random() < p["counterfactual"]: f["object"] = rng.choice(stream.values[f["predicate"]])
-    for f in facts: writes[f["entry"]] = entry_text(f, f["object"])
+    for f in facts: writes[f["entry"]] = stream.entry(f, f["object"], rng)
     ids, sup = [], []
     for j, f in enumerate(rng.sample(facts, rng.randint(1, min(stream.max_facts, len(facts))))):
         templates = statement_templates(f["predicate"]) if f["predicate"] in PREDICATES else [f["prompt"] + " {o}."]
@@ -166,8 +241,8 @@ def _two_hop_sequence(stream: FactStream, rng: random.Random, row: int, writes: 
     if e2 is None or f1["entry"] in writes or e2 in writes: return [], []
     obj = stream.fact_at[e2]["object"]
     if rng.random() < stream.p["counterfactual"]: obj = rng.choice(stream.values[chain["second"]])
-    writes[f1["entry"]] = entry_text(f1, mid)
-    writes[e2] = entry_text(dict(subject=mid, predicate=chain["second"], prompt=""), obj)
+    writes[f1["entry"]] = stream.entry(f1, mid, rng)
+    writes[e2] = stream.entry(dict(subject=mid, predicate=chain["second"], prompt=""), obj, rng)
     prompt, o, rest = _statement(stream, chain["template"], f1["subject"], obj, True)
     return prompt + o + rest, [(row, len(prompt) - 1 + k, f1["entry"], e2) for k in range(len(o))]
 
@@ -188,7 +263,7 @@ def batch(self: FactStream, step: int) -> FactBatch:
         if not ids: continue
         sequences.append(ids[:self.max_len - 1] + [self.tokenizer.eos_token_id]); sup += [r for r in s if r[1] < self.max_len - 1]
     for _ in range(self.distractors):                      # new subjects that are in the bank but never stated
-        for f in _new_subject(self, rng, free): writes[f["entry"]] = entry_text(f, f["object"])
+        for f in _new_subject(self, rng, free): writes[f["entry"]] = self.entry(f, f["object"], rng)
     for t in rng.sample(range(len(self.text_ids)), min(self.n_texts, len(self.text_ids))):
         sequences.append(self.text_ids[t][:self.max_len])
     L = max(map(len, sequences))

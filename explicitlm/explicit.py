@@ -156,7 +156,7 @@ def add_memory(self: MemoryAugmentedDecoderLayer, h_attn: torch.Tensor, residual
         sums = None if past is None else (past.total, past.count)
         out, trace = mem(h, r, ctx.bank, embed, mask, ctx.forced.get(self.layer_idx), ctx.input_ids, sums, ctx.prefix)
         if cache is not None: ctx.query_state[self.layer_idx] = QueryState(*trace.token_state, ctx.past_length + h.shape[1])
-    elif past is None: out, trace = mem(h, r, ctx.bank, embed, mask, ctx.forced.get(self.layer_idx), prefix=ctx.prefix)
+    elif past is None: out, trace = mem(h, r, ctx.bank, embed, mask, ctx.forced.get(self.layer_idx), ctx.input_ids, prefix=ctx.prefix)
     else: out, trace = self.continue_queries(h, r, mask, past, embed)
     if pooled and not tokens: self.remember_queries(h, r, mask, past)
     ctx.traces[self.layer_idx] = trace
@@ -268,7 +268,7 @@ class ExplicitLM(PreTrainedModel, GenerationMixin):
         real = None if emb.device.type == "meta" else emb.device        # (meta: from_pretrained loads the weights later)
         self.backbone, self.bank = backbone, bank.to(real)
         self.post_init()         # before the memory is added: a nested backbone's `_init_weights` would re-draw it
-        self.context = MemoryContext(self.bank, backbone, needs_prefix=bool(config.coverage_weight))
+        self.context = MemoryContext(self.bank, backbone, needs_prefix=bool(config.coverage_weight) or config.reader_match)
         eps = getattr(backbone.config, "rms_norm_eps", 1e-6)
         for i in idx:
             memory = MemoryLayer(config, self.hidden_size, eps).to(device=real, dtype=memory_dtype or emb.dtype)

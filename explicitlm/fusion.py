@@ -15,9 +15,10 @@ from .bank import MemoryBank, check_bank, unique_ids
 from .gate import ProductKeyGate, GateOutput, Prefix
 
 # %% auto #0
-__all__ = ['MEMORY_COMPONENTS', 'RMSNorm', 'FusionOutput', 'GatedMemoryFusion', 'ReadOutput', 'SlotReader', 'CopyHead',
-           'copy_log_probs', 'copy_nll', 'RetrievalTrace', 'MemoryLMOutput', 'scatter_positions', 'unpack_trace',
-           'MemoryLayer', 'is_memory_parameter', 'freeze_all_but_memory', 'parameter_report', 'check_loaded_model']
+__all__ = ['MATCH_FEATURES', 'MATCH_PRIOR', 'MEMORY_COMPONENTS', 'RMSNorm', 'FusionOutput', 'GatedMemoryFusion', 'ReadOutput',
+           'match_features', 'SlotReader', 'CopyHead', 'copy_log_probs', 'copy_nll', 'RetrievalTrace', 'MemoryLMOutput',
+           'scatter_positions', 'unpack_trace', 'MemoryLayer', 'is_memory_parameter', 'freeze_all_but_memory',
+           'parameter_report', 'check_loaded_model']
 
 # %% ../nbs/03_fusion.ipynb #c023
 class RMSNorm(nn.Module):
@@ -85,6 +86,24 @@ class ReadOutput:
     copy_logits: torch.Tensor    # [B, S, num_selected * knowledge_length] attention logits over the slots (-1e4: padding)
     slot_tokens: torch.Tensor    # [B, S, num_selected * knowledge_length] the token in each slot
 
+MATCH_FEATURES = ("follows_current", "already_read", "follows_read")
+MATCH_PRIOR = (2.0, -2.0, 1.0)     # initial weights: copy what follows the current token, not what was read already
+
+def match_features(tokens: torch.Tensor, current: torch.Tensor, seen: tuple | None, k: int, pad: int) -> torch.Tensor:
+    """`[P, k·L, 3]` exact-match features of the slots `tokens` `[P, k·L]` (k entries of L tokens) for positions whose token
+    is `current` `[P]`: the slot follows the current token in its entry; the slot's token was read already; the slot
+    follows a token read already. `seen` = (first_seen `[B, V]`, row `[P]`, pos `[P]`) of a `Prefix` (None: nothing read)."""
+    P = tokens.shape[0]
+    prev = F.pad(tokens.view(P, k, -1), (1, 0), value=pad)[..., :-1].reshape(P, -1)      # the token before each slot
+    real, real_prev = tokens != pad, prev != pad
+    follows = (prev == current.unsqueeze(-1)) & real & real_prev
+    if seen is None: read = read_prev = torch.zeros_like(real)
+    else:
+        fs, row, pos = seen
+        read = (fs[row.unsqueeze(-1), tokens.long()] <= pos.unsqueeze(-1)) & real
+        read_prev = (fs[row.unsqueeze(-1), prev.long()] <= pos.unsqueeze(-1)) & real & real_prev
+    return torch.stack([follows, read, read_prev], -1)
+
 class SlotReader(nn.Module):
     "Cross-attention from each position over the token slots of its selected entries, plus a null slot."
     def __init__(self, config: MemoryConfig, hidden_size: int, eps: float = 1e-6):
@@ -99,6 +118,9 @@ class SlotReader(nn.Module):
         if self.writes: self.v_proj, self.o_proj = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
         self.null_key = nn.Parameter(torch.zeros(d))
         self.null_similarity = nn.Parameter(torch.zeros(2))   # null logit += a * similarity + b
+        if config.reader_match:                           # weights of `match_features`, set by the query (see below)
+            self.match_proj = nn.Linear(d, len(MATCH_FEATURES))
+            with torch.no_grad(): self.match_proj.weight.zero_(); self.match_proj.bias.copy_(torch.tensor(MATCH_PRIOR))
 
     def slot_states(self, tokens: torch.Tensor, embed: nn.Module) -> torch.Tensor:
         "Slot states `[n, L, d]` of entries `tokens` `[n, L]`: token + slot position + the previous token, normalised."
@@ -107,8 +129,10 @@ class SlotReader(nn.Module):
         return self.slot_norm(e + self.slot_pos[:e.shape[1]] + self.prev_proj(prev))
 
     def forward(self, x: torch.Tensor, indices: torch.Tensor, bank: MemoryBank, embed: nn.Module,
-                similarity: torch.Tensor) -> ReadOutput:
-        "Read the entries `indices` `[B, S, k]` (-1: none) for queries `x` `[B, S, d]`; positions that selected nothing read nothing."
+                similarity: torch.Tensor, current: torch.Tensor | None = None, prefix: Prefix | None = None) -> ReadOutput:
+        """Read the entries `indices` `[B, S, k]` (-1: none) for queries `x` `[B, S, d]`; positions that selected nothing read
+        nothing. With `reader_match`, `current` `[B, S]` (the token at each position) and `prefix` (what each has read) add
+        the match features."""
         B, S, k = indices.shape
         L, d = bank.knowledge_length, x.shape[-1]
         out = x.new_zeros(B, S, d) if self.writes else None
@@ -130,6 +154,10 @@ class SlotReader(nn.Module):
         # (q·k = (q W_k)·s) and the attention-weighted states are projected once per position (Σ a v = W_v Σ a s), so no
         # [P, k·L, d] keys and values are built or kept for the backward pass
         logits = torch.bmm(states, (q @ self.k_proj.weight).unsqueeze(-1)).squeeze(-1).mul(scale)
+        if hasattr(self, "match_proj") and current is not None:
+            seen = None if prefix is None else (prefix.first_seen, prefix.row[where], prefix.pos[where])
+            feats = match_features(toks, current[where], seen, k, self.pad_token_id).to(logits.dtype)    # [P, k·L, F]
+            logits = logits + (feats * self.match_proj(x[where]).unsqueeze(1)).sum(-1)
         logits = logits.masked_fill(toks == self.pad_token_id, -1e4)
         if self.writes:
             null = (q @ self.null_key) * scale + self.null_similarity[0] * similarity[where].detach().to(q.dtype) + self.null_similarity[1]
@@ -258,7 +286,8 @@ class MemoryLayer(nn.Module):
             qg = self.token_norm(bag.to(q.dtype))
         else: qg = q
         if attention_mask is None or self.memory_gate.config.query_mode != "token" or bool(attention_mask.all()):
-            out, trace = self.fuse(q, self.memory_gate(qg, bank, embed, attention_mask, forced, prefix), residual, bank, embed)
+            out, trace = self.fuse(q, self.memory_gate(qg, bank, embed, attention_mask, forced, prefix), residual, bank, embed,
+                                   input_ids, prefix)
             trace.token_state = state
             return out, trace
         # token queries are independent of each other: only the real positions query, read and fuse (a fact batch is
@@ -270,19 +299,21 @@ class MemoryLayer(nn.Module):
             forced = torch.stack([torch.zeros_like(r), at[r, t], e], -1)[real[r, t]]
         qp, qgp = q[real][None], qg[real][None]
         got = self.memory_gate(qgp, bank, embed, None, forced, None if prefix is None else prefix.select(real))
-        out, trace = self.fuse(qp, got, residual[real][None], bank, embed)
+        out, trace = self.fuse(qp, got, residual[real][None], bank, embed, None if input_ids is None else input_ids[real][None],
+                               None if prefix is None else prefix.select(real))
         trace.token_state = state
         pad = self.memory_gate.config.pad_token_id
         return scatter_positions(out, real, residual), unpack_trace(trace, real, q.detach(), pad)
 
-    def fuse(self, q: torch.Tensor, got: GateOutput, residual: torch.Tensor, bank: MemoryBank,
-             embed: nn.Module) -> tuple[torch.Tensor, RetrievalTrace]:
-        "Read what the gate selected (`got`) for queries `q` and fuse it into `residual`; returns the output and the trace."
+    def fuse(self, q: torch.Tensor, got: GateOutput, residual: torch.Tensor, bank: MemoryBank, embed: nn.Module,
+             current: torch.Tensor | None = None, prefix: Prefix | None = None) -> tuple[torch.Tensor, RetrievalTrace]:
+        """Read what the gate selected (`got`) for queries `q` and fuse it into `residual`; returns the output and the trace
+        (`current`, `prefix`: the tokens at and before each position, for the reader's match features)."""
         read = None
         if hasattr(self, "memory_reader"):
             # the keys learn from retrieval supervision: the shortcut reads the similarity without pulling on them
             sim = got.similarity.detach()
-            read = self.memory_reader(q, got.indices, bank, embed, sim)
+            read = self.memory_reader(q, got.indices, bank, embed, sim, current, prefix)
             fused = self.gated_memory_fusion(q, read.output, sim, residual=residual, passthrough=read.output)
             # the trace keeps what the copy head and the widgets use: the read vector is in the layer's output already,
             # and a trace holding it would keep a [B, S, hidden] tensor alive to the end of the training step

@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import Sequence
 import pandas as pd
 import torch
-from .corpus import PREDICATES, UNKNOWN, make_entities, make_fact, cloze_prompt
+from .corpus import PREDICATES, FIRST_RELATIONS, UNKNOWN, make_entities, make_fact, cloze_prompt
+from .counterfactual import WORDINGS, HELDOUT_WORDINGS, entry_wording
+from .bank import token_ids
 from .data import read_jsonl, bundled_data_dir
 from .eval import greedy_continuations, answer_matches, memory_hits, fact_bank_index, check_vocab
 
 # %% auto #0
 __all__ = ['load_probes', 'answers', 'fact_entries', 'predicate_values', 'new_value', 'fact_text', 'recall_and_hits',
            'summarize_recall', 'edit_efficacy', 'sequential_edits', 'new_people_facts', 'insertion', 'deletion',
-           'paraphrase_recall', 'two_hop', 'sensitivity', 'demo_bank_changes']
+           'paraphrase_recall', 'two_hop', 'sensitivity', 'trained_facts', 'heldout_relation_recall', 'wording_recall',
+           'demo_bank_changes']
 
 # %% ../nbs/13_knowledge.ipynb #c006
 def load_probes(name: str, path: str | Path | None = None) -> list[dict]:
@@ -131,7 +134,8 @@ def new_people_facts(facts: Sequence[dict], n_people: int = 100, seed: int = 123
     known, values, rng = {f["subject"] for f in facts}, predicate_values(facts), random.Random(seed)
     people = [e for e in make_entities(seed=seed, n_people=n_people * 2 + 10, n_cities=8, n_companies=8)
               if e.kind == "person" and e.name not in known][:n_people]
-    preds = [p for p, d in PREDICATES.items() if d["kind"] == "person" and p in values and p != "instrument"]
+    # the first corpus's person relations (but the instrument, which not everyone plays): what insertion always measured
+    preds = [p for p in FIRST_RELATIONS if PREDICATES[p]["kind"] == "person" and p in values and p != "instrument"]
     return [dict(make_fact(e.name, p, rng.choice(values[p]), "new").__dict__) for e in people for p in preds]
 
 def insertion(model, tokenizer, facts: Sequence[dict], n_people: int = 100, seed: int = 123) -> dict:
@@ -204,6 +208,47 @@ def sensitivity(model, tokenizer, facts: Sequence[dict], seed: int = 0) -> dict:
     a = sum(answer_matches(p, f["answer"]) for p, f in zip(right, facts)) / max(len(facts), 1)
     b = sum(answer_matches(p, f["answer"]) for p, f in zip(wrong, facts)) / max(len(facts), 1)
     return dict(accuracy_right_entry=a, accuracy_counterfactual_entry=b, sensitivity=a - b)
+
+# %% ../nbs/13_knowledge.ipynb #c016b
+def trained_facts(facts: Sequence[dict]) -> list[dict]:
+    "The facts of relations some training step used (not `HELDOUT_RELATIONS`)."
+    return [f for f in facts if not PREDICATES.get(f["predicate"], {}).get("heldout", False)]
+
+def heldout_relation_recall(model, tokenizer, facts: Sequence[dict]) -> pd.DataFrame:
+    """Recall (and hit@1) of the facts of relations no training step used, one row per relation and an 'all' row. Those
+    the bank lacks (training keeps them out: `TrainConfig.hold_out_relations`) are written into empty slots first, and
+    the bank is restored after."""
+    held = [f for f in facts if PREDICATES.get(f["predicate"], {}).get("heldout", False)]
+    if not held: raise ValueError("no fact of a held-out relation (explicitlm.corpus.HELDOUT_RELATIONS) in `facts`")
+    bank, entries = model.memory_bank, fact_entries(model, tokenizer, held)
+    with bank.preserved():
+        entries.update({f["uuid"]: bank.insert(f["sentence"], tokenizer) for f in held if f["uuid"] not in entries})
+        df = recall_and_hits(model, tokenizer, held, entries)
+    cols = ["correct", *(["hit@1"] if "hit@1" in df else [])]
+    out = df.groupby("predicate")[cols].mean()
+    out.loc["all"] = df[cols].mean()
+    return out.rename(columns={"correct": "recall"})
+
+def wording_recall(model, tokenizer, facts: Sequence[dict], wordings: dict | Sequence[str] = WORDINGS + HELDOUT_WORDINGS,
+                   n: int = 300, split: str = "bank_only", seed: int = 0) -> pd.DataFrame:
+    """Recall of `n` facts of `split` with their entries rewritten in each wording (a name of `WORDINGS`/`HELDOUT_WORDINGS`,
+    or a name → function(fact) giving the entry text), one wording at a time; rows: wording, recall, n (entries that fit)."""
+    rng, bank = random.Random(seed), model.memory_bank
+    entries = fact_entries(model, tokenizer, facts)
+    pool = [f for f in trained_facts(facts) if f.get("split") == split and f["uuid"] in entries and f["predicate"] in PREDICATES]
+    chosen = rng.sample(pool, min(n, len(pool)))
+    if not isinstance(wordings, dict):
+        wordings = {w: (lambda f, w=w: entry_wording(f, f["object"], w, random.Random(f"{seed}-{w}-{f['uuid']}"))) for w in wordings}
+    rows = []
+    for name, write in wordings.items():
+        texts = [(f, write(f)) for f in chosen]
+        fits = [(f, t) for f, t in texts if len(token_ids(tokenizer, [t])[0]) <= bank.knowledge_length]
+        with bank.preserved():
+            for f, t in fits: bank.edit(entries[f["uuid"]], t, tokenizer, force=True)
+            got = answers(model, tokenizer, [f["prompt"] for f, _ in fits])
+        ok = [answer_matches(g, f["answer"]) for g, (f, _) in zip(got, fits)]
+        rows.append(dict(wording=name, recall=sum(ok) / max(len(ok), 1), n=len(ok), example=fits[0][1] if fits else ""))
+    return pd.DataFrame(rows)
 
 # %% ../nbs/13_knowledge.ipynb #c025
 def demo_bank_changes(model, tokenizer, facts: Sequence[dict], seed: int = 0) -> list[dict]:

@@ -167,7 +167,7 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
         raise ValueError(f"token id {int(input_ids.max())} outside the vocabulary (vocab_size={self.config.vocab_size})")
     past = cache.get_seq_length() if cache is not None else 0
     S = input_ids.shape[1]
-    reads_text = self.config.query_source == "tokens" or bool(self.config.coverage_weight)
+    reads_text = self.config.query_source == "tokens" or bool(self.config.coverage_weight) or self.config.reader_match
     if past and reads_text and self.uses_memory:
         raise ValueError("query_source='tokens' / coverage_weight read the whole text: call without a KV cache (generate does)")
     if past + S > self.config.max_seq_len:
@@ -265,7 +265,7 @@ def compare_sizes(*models: nn.Module):
 @patch
 def generate(self: MiniMindLM, inputs: torch.Tensor | None = None, generation_config=None, **kwargs):
     "transformers' `GenerationMixin.generate`, without KV cache for pooled queries and capped at `max_seq_len` tokens."
-    if self.config.query_mode != "token" or self.config.query_source == "tokens" or self.config.coverage_weight:
+    if self.config.query_mode != "token" or self.config.query_source == "tokens" or self.config.coverage_weight or self.config.reader_match:
         kwargs["use_cache"] = False
     ids = inputs if inputs is not None else kwargs.get("input_ids")
     if ids is not None:

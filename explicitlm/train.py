@@ -4,7 +4,9 @@
 
 # %% ../nbs/10_train.ipynb #c003
 from __future__ import annotations
-import collections, contextlib, csv, errno, functools, json, math, os, random, shutil, sys, time
+import collections, contextlib, csv, errno, functools, hashlib, json, math, os, random, shutil, sys, time
+try: import fcntl
+except ImportError: fcntl = None         # (Windows: no waiting for another process's run)
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 import torch
@@ -21,6 +23,7 @@ from .fusion import freeze_all_but_memory, parameter_report
 from .gate import prefix_of
 from .data import load_local_tokenizer, PretrainDataset, SFTDataset, collate, read_jsonl, bundled_data_dir
 from .counterfactual import FactStream, FactBatch, load_facts
+from .corpus import HELDOUT_RELATIONS
 from .realfacts import RealFactStream, fill, load_counterfact, load_pararel, without_subjects, write_facts
 from . import monitor
 from .eval import eval_loss
@@ -35,9 +38,10 @@ __all__ = ['MODEL_TYPES', 'PATH_KEYS', 'REFERENCE_RECIPE', 'CHECKPOINT_MARKER', 
            'RetrievalSupervision', 'default_extra_losses', 'bank_overlay', 'step_loss', 'ema_memory_update',
            'StepOutput', 'train_step', 'TrainResult', 'check_out_dir', 'prepare_out_dir', 'resume_conflicts',
            'shape_mismatch', 'resume_training', 'evaluate_and_log', 'accelerator_available', 'fit', 'fact_stream',
-           'pretrain', 'split_eval', 'train_memory', 'pretrain_qwen3', 'real_memory_config', 'real_training_facts',
-           'check_backbone_unchanged', 'train_real_memory', 'retrieval_warmup', 'cli_help', 'parse_cli', 'cli_message',
-           'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli', 'write_accelerate_config']
+           'clear_heldout_relations', 'pretrain', 'code_fingerprint', 'reference_run', 'split_eval', 'train_memory',
+           'pretrain_qwen3', 'real_memory_config', 'real_training_facts', 'check_backbone_unchanged',
+           'train_real_memory', 'retrieval_warmup', 'cli_help', 'parse_cli', 'cli_message', 'cli_errors',
+           'pretrain_cli', 'train_memory_cli', 'demo_cli', 'write_accelerate_config']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -77,6 +81,10 @@ class TrainConfig:
     delete: float = 0.1                 # probability a stated fact's entry is emptied and the statement says "unknown"
     new_subjects: float = 0.3           # share of fact statements about a new subject written into empty slots
     distractors: int = 32               # new subjects written into empty slots per batch but never stated (harder retrieval)
+    hold_out_relations: bool = True     # the facts of explicitlm.corpus.HELDOUT_RELATIONS leave the bank for training (no step
+                                        # sees them, not even as a wrong entry); they are written at evaluation
+    entry_wordings: float = 0.0         # share of the entries a fact batch rewrites in another wording than the canonical
+                                        # sentence (explicitlm.counterfactual.WORDINGS): a reader of entries in any wording
     teacher_forcing: float = 0.8        # share of supervised positions where the memory layers are given the right entry
     retrieval_weight: float = 1.0       # weight of the retrieval loss at supervised positions (0: the seeds' unsupervised keys)
     retrieval_negatives: int = 512      # random negatives of the retrieval loss per step, beside the gate's own candidates
@@ -119,7 +127,7 @@ class TrainConfig:
         for name in ("max_steps", "batch_size", "accumulation_steps", "eval_every", "eval_batches", "save_every", "log_every"):
             if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.retrieval_warmup < 0: raise ValueError(f"retrieval_warmup={self.retrieval_warmup} must be >= 0 (0: no warm-up)")
-        for name in ("counterfactual", "two_hop", "delete", "new_subjects", "teacher_forcing", "noise_prefix"):
+        for name in ("counterfactual", "two_hop", "delete", "new_subjects", "teacher_forcing", "noise_prefix", "entry_wordings"):
             if not 0 <= getattr(self, name) <= 1: raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1]")
         if self.fact_sequences < 0: raise ValueError(f"fact_sequences={self.fact_sequences} must be >= 0")
         known = accelerate_trackers()
@@ -146,14 +154,14 @@ class TrainConfig:
 
 # %% ../nbs/10_train.ipynb #c009
 # how the reference model trains (the demo, the tour, the snapshots and the benchmarks): 8 texts + 24 fact statements per step
-REFERENCE_RECIPE = dict(batch_size=8, fact_sequences=24, learning_rate=2e-3, warmup_steps=30)
+REFERENCE_RECIPE = dict(batch_size=8, fact_sequences=24, learning_rate=2e-3, warmup_steps=30, entry_wordings=0.5)
 
 def cpu_demo_config(tokenizer=None, **overrides) -> ExplicitLMConfig:
     "A small model config for the bundled corpus (vocab from `tokenizer`, default the bundled one)."
     tokenizer = tokenizer or load_local_tokenizer()
     base = dict(vocab_size=len(tokenizer), dim=128, n_layers=4, n_heads=4, n_kv_heads=2, max_seq_len=128,
-                knowledge_num=4096, knowledge_length=16, knowledge_dim=64, num_candidates=8, num_candidates_internal=64,
-                num_selected=1, dropout=0.0, memory_layers=[1, 3], fusion_dim=64,
+                knowledge_num=9216, knowledge_length=16, knowledge_dim=64, num_candidates=8, num_candidates_internal=64,
+                num_selected=1, dropout=0.0, memory_layers=[1, 3], fusion_dim=64, reader_match=True, coverage_weight=5.0,
                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     return ExplicitLMConfig(**{**base, **overrides})
 
@@ -693,7 +701,18 @@ def fact_stream(cfg: TrainConfig, tokenizer, bank, texts: list[str], with_bank: 
     return FactStream(facts, tokenizer, bank, texts, n_facts=cfg.fact_sequences, n_texts=cfg.batch_size,
                       counterfactual=cfg.counterfactual if with_bank else 0.0, two_hop=cfg.two_hop,
                       delete=cfg.delete if with_bank else 0.0, new_subjects=cfg.new_subjects if with_bank else 0.0,
-                      distractors=cfg.distractors if with_bank else 0, max_len=max_len, seed=cfg.seed)
+                      distractors=cfg.distractors if with_bank else 0, max_len=max_len, seed=cfg.seed,
+                      wordings=cfg.entry_wordings if with_bank else 0.0)
+
+def clear_heldout_relations(bank, tokenizer, knowledge_path) -> int:
+    """Empty the entries of `bank` that state facts of `HELDOUT_RELATIONS` (the knowledge file's records name their
+    predicate): a relation held out of training is not even a wrong entry to learn to avoid. Returns how many."""
+    records = json.loads(Path(knowledge_path).read_text(encoding="utf-8")) if str(knowledge_path).endswith(".json") else []
+    held = [t["sentence"] for r in records if isinstance(r, dict) for t in r.get("target", [])[:1]
+            if isinstance(t, dict) and t.get("predicate") in HELDOUT_RELATIONS]
+    at = [i for i in bank.find(held, tokenizer) if i is not None] if held else []
+    if at: bank.clear(at, force=True); bank.unfreeze(at)           # empty slots now, as any other
+    return len(at)
 
 def pretrain(model_config: ExplicitLMConfig | None = None, train_config: TrainConfig | None = None,
              extra_losses: list | None = None) -> TrainResult:
@@ -710,6 +729,7 @@ def pretrain(model_config: ExplicitLMConfig | None = None, train_config: TrainCo
         bank = build_bank(_bundled(cfg.knowledge_path, "sentence_trex.json"), tok, mcfg.knowledge_num, mcfg.knowledge_length,
                           cache_dir=cfg.cache_dir, recompute_cache=cfg.recompute_cache, freeze_ratio=mcfg.freeze_ratio, seed=cfg.seed)
         bank.tokenizer = tok
+        if cfg.hold_out_relations: clear_heldout_relations(bank, tok, _bundled(cfg.knowledge_path, "sentence_trex.json"))
     if model.uses_memory: bank = model.set_bank(bank).memory_bank
     texts = PretrainDataset(_bundled(cfg.data_path, "pretrain.jsonl"), tok, mcfg.max_seq_len)
     train_data = (fact_stream(cfg, tok, bank, texts.texts, model.uses_memory, mcfg.max_seq_len) if cfg.fact_sequences
@@ -720,6 +740,35 @@ def pretrain(model_config: ExplicitLMConfig | None = None, train_config: TrainCo
     if hasattr(res.model, "memory_bank"): res.model.memory_bank.tokenizer = tok
     res.bank = bank
     return res
+
+# %% ../nbs/10_train.ipynb #c031s
+def code_fingerprint(*paths: str | Path) -> str:
+    "A short hash of the bytes of `paths` (files, or every `.py`/`.json`/`.jsonl` file under a folder), in name order."
+    h = hashlib.sha256()
+    for p in map(Path, paths):
+        files = sorted(f for f in p.rglob("*") if f.suffix in (".py", ".json", ".jsonl")) if p.is_dir() else [p]
+        for f in files: h.update(f.name.encode()); h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+def reference_run(steps: int = 600, cache_dir: str | Path = "data/cache", seed: int = 0, tokenizer=None) -> Path:
+    """The checkpoint of `cpu_demo_config` trained `steps` steps of `REFERENCE_RECIPE` (seed `seed`) on the bundled data,
+    trained once and kept under `cache_dir` (keyed by config, recipe, data and code): later calls load it, and a call
+    while another process trains it waits for that run."""
+    import explicitlm
+    tok = tokenizer or load_local_tokenizer()
+    mcfg = cpu_demo_config(tok)
+    key = hashlib.sha256(json.dumps([mcfg.to_json_string(), REFERENCE_RECIPE, steps, seed,
+                                     code_fingerprint(Path(explicitlm.__file__).parent, bundled_data_dir())]).encode()).hexdigest()[:16]
+    out = Path(cache_dir) / f"reference-{steps}-{key}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.wait", "w") as waiting:
+        if fcntl: fcntl.flock(waiting, fcntl.LOCK_EX)          # one trainer; the others wait here, then find its checkpoint
+        done = out / f"checkpoint-{steps}"
+        if (done / CHECKPOINT_MARKER).exists(): return done
+        res = pretrain(mcfg, TrainConfig(out_dir=str(out), max_steps=steps, **REFERENCE_RECIPE, eval_every=steps, eval_batches=2,
+                                         save_every=10**9, log_every=50, monitor_generations=0, cache_dir=str(cache_dir),
+                                         progress=False, seed=seed, overwrite=True))
+        return Path(res.checkpoint_dir)
 
 # %% ../nbs/10_train.ipynb #c037
 def _is_minimind_checkpoint(path: Path) -> bool:
@@ -749,7 +798,7 @@ def train_memory(model_config: ExplicitLMConfig | None = None, train_config: Tra
         from transformers import AutoTokenizer
         from explicitlm.explicit import ExplicitLM
         tok = AutoTokenizer.from_pretrained(str(cfg.tokenizer_path or src), local_files_only=True)
-        mcfg = model_config or ExplicitLMConfig(knowledge_num=4096, pad_token_id=tok.pad_token_id or 0)
+        mcfg = model_config or ExplicitLMConfig(knowledge_num=9216, pad_token_id=tok.pad_token_id or 0)
         bank = build_bank(_bundled(cfg.knowledge_path, "sentence_trex.json"), tok, mcfg.knowledge_num, mcfg.knowledge_length,
                           cache_dir=cfg.cache_dir, recompute_cache=cfg.recompute_cache, freeze_ratio=mcfg.freeze_ratio, seed=cfg.seed)
         torch.manual_seed(cfg.seed)                # the new memory layers' initial weights: a seeded run is reproducible
