@@ -20,14 +20,17 @@ regime. The frozen-backbone line (a pretrained Qwen3-architecture backbone, memo
     python bench/knowledge.py                        # every row (~2.5 h on 2 CPU cores; checkpoints cached in bench/work/)
     python bench/knowledge.py --rows ours baseline   # some rows (a row's name or a unique start of it)
 """
-import argparse, json, time
+import argparse, json, random, time
 import pandas as pd
 import torch
-from common import DATA, RECIPE, equal_size_configs, load_local_tokenizer, n_params, subset_facts, subset_jsonl, trained, write_result
+from common import WORK, code_version, DATA, RECIPE, equal_size_configs, load_local_tokenizer, n_params, subset_facts, subset_jsonl, trained, write_result
 from explicitlm import knowledge as K
 from explicitlm.config import SEEDS_DESIGN
 from explicitlm.eval import eval_loss, load_facts, mcq_accuracy
 from explicitlm.data import load_omcq
+from explicitlm.files import atomic_write_text
+from explicitlm.corpus import HELDOUT_RELATIONS
+from explicitlm.counterfactual import WORDINGS, HELDOUT_WORDINGS, entry_wording
 
 # name: (model overrides, training overrides, steps key) — every ablation changes one thing of "ours"
 # (the 600-step rows and "10% text: ours" were trained before the default became cache_keys='inference' and keep the
@@ -35,6 +38,8 @@ from explicitlm.data import load_omcq
 ALWAYS = dict(cache_keys="always")
 ROWS = {
     "ours": ({}, {}, "main"),
+    "ours, canonical entries only (entry_wordings=0)": ({}, dict(entry_wordings=0.0), "main"),
+    "ours without match features and coverage (last stop's reader)": (dict(reader_match=False, coverage_weight=0.0), {}, "main"),
     "ours, key cache in training (cache_keys='always')": (ALWAYS, {}, "main"),
     "baseline (equal size)": (None, {}, "main"),
     "seeds' design": (dict(SEEDS_DESIGN), dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0), "main"),
@@ -56,20 +61,43 @@ ROWS = {
 MAIN = ["ours", "baseline (equal size)", "seeds' design"]
 
 
-def evaluate(name, model, tok, facts, mcq, secs, tps, quick=False):
-    "One row of the headline table."
+def lingua_wording(lingua, tok, length=16):
+    "An entry compressed by LLMLingua (SmolLM2 scoring): the fact in a held-out wording with an aside, subject and object kept."
+    def write(f):
+        long = entry_wording(f, f["object"], "heldout_aside", random.Random(f["uuid"]))
+        return lingua.compress(long, [f["subject"], f["object"]], 0.5)
+    return write
+
+
+def evaluate(name, model, tok, facts, mcq, secs, tps, quick=False, lingua=None):
+    """One row of the headline table (facts of the held-out relations only in their own columns), and the per-relation
+    paraphrase and per-wording tables."""
+    all_facts, facts = facts, K.trained_facts(facts)
     r = dict(row=name, params=n_params(model), train_s=round(secs), tokens_per_s=round(tps))
     rec = K.recall_and_hits(model, tok, facts)
     s = K.summarize_recall(rec)
     mc = mcq_accuracy(model, tok, mcq, facts, progress=False)["per_item"]
     r.update(recall_train=s["recall_train"], recall_bank_only=s["recall_bank_only"],
              mcq_bank_only=float(mc[mc.split == "bank_only"].correct.mean()))
-    para = K.paraphrase_recall(model, tok, K.load_probes("paraphrase_probes"), splits=("bank_only",))["bank_only"]
+    held = K.heldout_relation_recall(model, tok, all_facts)
+    r["heldout_relations"] = float(held.loc["all", "recall"])
+    probes = [p for p in K.load_probes("paraphrase_probes") if p["predicate"] not in HELDOUT_RELATIONS]
+    para = K.paraphrase_recall(model, tok, probes, splits=("bank_only",))["bank_only"]
     r["paraphrase_min"] = float(para.min())
+    wording = None
+    if hasattr(model, "memory_bank"):
+        spec = {w: w for w in WORDINGS + HELDOUT_WORDINGS}
+        wording = K.wording_recall(model, tok, all_facts, list(spec), n=200)
+        if lingua is not None: wording = pd.concat([wording, K.wording_recall(model, tok, all_facts, {"llmlingua": lingua}, n=200)])
+        wording = wording.set_index("wording")
+        r["entries_canonical"] = float(wording.loc["canonical", "recall"])
+        r["entries_trained_wordings"] = float(wording.loc[list(WORDINGS[1:]), "recall"].mean())
+        r["entries_heldout_wordings"] = float(wording.loc[list(HELDOUT_WORDINGS), "recall"].mean())
+        if lingua is not None: r["entries_llmlingua"] = float(wording.loc["llmlingua", "recall"])
     hop = K.two_hop(model, tok, facts, K.load_probes("two_hop_probes"), n_edits=0 if not hasattr(model, "memory_bank") else 200)
     r["two_hop"] = hop["two_hop"]
     r["eval_loss"] = eval_loss(model, DATA / "pretrain_eval.jsonl", tok, progress=False)["loss"]
-    if not hasattr(model, "memory_bank"): return r, para
+    if not hasattr(model, "memory_bank"): return r, para, wording
     r.update({"hit@1_train": s["hit@1_train"], "hit@1_bank_only": s["hit@1_bank_only"],
               "hit@1 right/wrong": f"{s['hit@1_bank_only_correct']:.2f}/{s['hit@1_bank_only_wrong']:.2f}"})
     e = K.edit_efficacy(model, tok, facts, n=300, n_local=600)
@@ -83,7 +111,7 @@ def evaluate(name, model, tok, facts, mcq, secs, tps, quick=False):
     if not quick:
         sq = K.sequential_edits(model, tok, facts, n_edits=10000, pool_size=1000, n_local=1000)
         r.update(seq10k_efficacy=sq["efficacy"], seq10k_locality=sq["locality"])
-    return r, para
+    return r, para, wording
 
 
 def row_name(given: str) -> str:
@@ -103,13 +131,21 @@ def main(argv=None):
     ap.add_argument("--low-data-fraction", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--retrain", action="store_true")
+    ap.add_argument("--reevaluate", action="store_true", help="evaluate cached checkpoints again (else their saved evaluation)")
+    ap.add_argument("--no-lingua", action="store_true", help="skip the LLMLingua-compressed entries (SmolLM2 scores them)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 when other work shares the cores)")
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     tok = load_local_tokenizer()
     facts = load_facts(DATA / "facts.jsonl")
     mcq = load_omcq(DATA / "omcq_heldout.json")
     names = [row_name(n) for n in a.rows]
-    rows, paras, t0 = [], {}, time.time()
+    rows, paras, wordings, t0 = [], {}, {}, time.time()
+    lingua = None
+    if not a.no_lingua:
+        from explicitlm.backbone import smollm2_path
+        from explicitlm.update import LinguaCompressor
+        lingua = lingua_wording(LinguaCompressor(smollm2_path()), tok)
     for name in names:
         model_over, train_over, kind = ROWS[name]
         steps = a.short_steps if kind == "short" else a.steps
@@ -121,24 +157,47 @@ def main(argv=None):
         model, secs, metrics = trained(f"{key}_s{steps}", model_type, base_cfg if model_over is None else mem_cfg, steps,
                                        a.seed, a.retrain, **{**train_over, **data})
         tps = float(metrics[metrics.kind == "train"].tokens_per_sec.median())
-        r, para = evaluate(name, model, tok, facts, mcq, secs, tps, quick=kind == "short")
+        saved = WORK / f"{key}_s{steps}" / "bench_eval.json"       # a row evaluated once (by this or another run) is kept
+        if saved.exists() and not (a.retrain or a.reevaluate):
+            got = json.loads(saved.read_text())
+            r, para = got["row"], pd.Series(got["paraphrase"], dtype=float)
+            wording = pd.DataFrame(got["wording"]).set_index("wording") if got["wording"] else None
+        else:
+            r, para, wording = evaluate(name, model, tok, facts, mcq, secs, tps, quick=kind == "short", lingua=lingua)
+            atomic_write_text(saved, json.dumps(dict(row=r, paraphrase=para.to_dict(), code=code_version(),
+                                                     wording=None if wording is None else wording.reset_index().to_dict("records")), default=float))
         rows.append(r); paras[name] = para
+        if wording is not None: wordings[name] = wording
         print(json.dumps(r, default=str), f"({time.time() - t0:.0f}s)", flush=True)
-        write_table(rows, paras, names, a, t0, tok)      # after every row: an interrupted run still leaves its table
+        write_table(rows, paras, wordings, names, a, t0, tok)      # after every row: an interrupted run still leaves its table
 
 
-def write_table(rows, paras, names, a, t0, tok):
+def write_table(rows, paras, wordings, names, a, t0, tok):
     "Write bench/results/knowledge.md from the rows measured so far (the rest named as not run)."
     df = pd.DataFrame(rows)
     base = df[df.row == "baseline (equal size)"]
     if len(base): df["tokens/s vs baseline"] = df.tokens_per_s / float(base.tokens_per_s.iloc[0])
-    main_cols = ["row", "params", "train_s", "recall_train", "recall_bank_only", "mcq_bank_only", "hit@1_train", "hit@1_bank_only",
+    main_cols = ["row", "params", "train_s", "recall_train", "recall_bank_only", "heldout_relations", "entries_canonical",
+                 "entries_trained_wordings", "entries_heldout_wordings", "entries_llmlingua", "mcq_bank_only", "hit@1_train", "hit@1_bank_only",
                  "hit@1 right/wrong", "edit_train", "edit_bank_only", "locality_same_subject", "locality_others", "insertion",
                  "deleted_still_old", "deleted_unknown", "seq10k_efficacy", "seq10k_locality", "paraphrase_min", "two_hop",
                  "two_hop_edit_hop1", "two_hop_edit_hop2", "sensitivity", "eval_loss", "tokens/s vs baseline"]
     df = df[[c for c in main_cols if c in df.columns]]
     para = pd.DataFrame(paras).T.reset_index().rename(columns={"index": "row"})
-    notes = [f"Main rows: {a.steps} steps; ablation rows ('- X' = ours without X): {a.short_steps} steps, compare them with "
+    words = pd.DataFrame({n: w["recall"] for n, w in wordings.items()}).T.reset_index().rename(columns={"index": "row"})
+    examples = (pd.DataFrame({"example entry": next(iter(wordings.values()))["example"]}).reset_index()
+                if wordings else pd.DataFrame())
+    notes = ["The corpus has 46 relations; the 6 of explicitlm.corpus.HELDOUT_RELATIONS (a pet, a boat's name, a locker code, "
+             "a company's logo colour, a city's dish, a ship's captain) are in no training text or step: their facts are only "
+             "in the bank. heldout_relations = recall of all of their facts (canonical entries, canonical prompts); every "
+             "other column leaves them out.",
+             "entries_*: 200 bank-only facts of trained relations, each entry rewritten in one wording at a time "
+             "(explicitlm.knowledge.wording_recall) and asked with the canonical prompt. trained_wordings: the mean over the "
+             "wordings the fact stream writes (a training phrasing, an opener, an aside, a record, function words dropped); "
+             "heldout_wordings: the mean over wordings no training step writes (held-out phrasings, other openers and asides, "
+             "another record layout); llmlingua: the fact in a held-out wording with an aside, compressed by LLMLingua "
+             "(llmlingua 0.2.2, SmolLM2-135M-Instruct scoring, rate 0.5, subject and object kept). The table below has each wording.",
+             f"Main rows: {a.steps} steps; ablation rows ('- X' = ours without X): {a.short_steps} steps, compare them with "
              "'ours, 600 steps'. Recipe: " + json.dumps({k: v for k, v in RECIPE.items() if k != "cache_dir"}) + ".",
              f"MemoryLM fusion_dim is chosen per row so that it has the baseline's parameter count ({int(n_params_base(tok))}).",
              "bank_only facts: only in the bank, never in any training text (the baseline can only guess them; MCQ chance 0.25).",
@@ -166,7 +225,9 @@ def write_table(rows, paras, names, a, t0, tok):
     if missing: notes.append(f"Not run (yet): {missing}.")
     write_result("knowledge", "Does the bank hold the knowledge? Ours vs the seeds' design vs an equal-size baseline", df,
                  notes, dict(rows=names, steps=a.steps, short_steps=a.short_steps, seed=a.seed),
-                 extra=[("Held-out phrasings: recall of bank-only facts per relation", para)])
+                 extra=[("Held-out phrasings: recall of bank-only facts per relation", para),
+                        ("Entries in each wording: recall of 200 bank-only facts (rows: models)", words),
+                        ("An example entry in each wording", examples)])
 
 
 def n_params_base(tok):

@@ -1,18 +1,23 @@
 """Benchmark — knowledge updates from text (`explicitlm.update.update_bank`).
 
-The 48 held-out paragraphs of `data/update_paragraphs.jsonl` (24 about invented people, 24 changing facts of known
-people; appositives, joined clauses, first names, sentences stating nothing, many sentences longer than an entry) are
-written into the bank of each trained model, one `update_bank` call per paragraph, and the corpus's cloze prompts are
-asked: facts about the new people, changed facts (the new value must come out), facts restated unchanged, and 500
-facts no paragraph touches (their answers must not change). The bank is restored between rows.
+Two check sets of held-out paragraphs, each written into the bank of a trained model one `update_bank` call per
+paragraph, then the relations' canonical cloze prompts are asked: facts about new people, changed facts (the new value
+must come out), facts restated unchanged, facts of relations no training step used, and 500 facts no paragraph touches
+(their answers must not change). The bank is restored between rows.
 
-Rows: our reference model (`bench/knowledge.py`'s "ours", 1,500 steps) with the rule-based relation extractor and each
-entry form — canonical sentence (default), the clause as written, the whole sentence compressed with LLMLingua (the
-seeds' way) — and with the generic sentence extractor + LLMLingua; the seeds' design with the canonical form and with
-their whole pipeline. LLMLingua scores tokens with the Qwen3-architecture backbone of `bench/frozen_backbone.py`
-(trained here if missing). Checkpoints are shared with `bench/knowledge.py` (trained here if missing).
+- `data/update_paragraphs.jsonl` (48 paragraphs, the corpus's first relations) in the corpus's own phrasings with
+  appositives, joined clauses, first names and sentences stating nothing;
+- `data/plain_paragraphs.jsonl` (48 paragraphs, `explicitlm.update.plain_paragraphs`) in plain English the corpus never
+  uses — pronouns, openers ("Friends remember that"), asides, relative clauses, subject-last sentences ("Dreimefa Mills
+  employed X"), records ("X - hometown: Keiran") — over 15 relations, three of them never trained.
 
-    python bench/update_bank.py            # ~5 min with cached checkpoints
+Rows: our reference model (`bench/knowledge.py`'s "ours", 1,500 steps) with the generic `ClauseExtractor` (the default:
+one statement per clause, placed where the model's own retrieval reads that subject and relation) and with the
+rule-based `RelationExtractor` in each entry form (canonical sentence, the clause as written, the whole sentence —
+the seeds' way); the seeds' design beside it. Long entries are compressed with LLMLingua (llmlingua 0.2.2, SmolLM2-135M
+scoring, subject and names kept). Checkpoints are shared with `bench/knowledge.py` (trained here if missing).
+
+    python bench/update_bank.py            # ~15 min with cached checkpoints on 2 cores
 """
 import json, sys, time
 from pathlib import Path
@@ -20,68 +25,76 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import WORK, DATA, trained, equal_size_configs, write_result
+from common import DATA, trained, equal_size_configs, write_result
+from explicitlm.backbone import smollm2_path
 from explicitlm.config import SEEDS_DESIGN
 from explicitlm.data import load_local_tokenizer
 from explicitlm.eval import load_facts
 from explicitlm.knowledge import recall_and_hits
-from explicitlm.train import pretrain_qwen3
-from explicitlm.update import (update_check, load_update_paragraphs, RelationExtractor, sentence_extractor, LinguaCompressor)
+from explicitlm.update import (update_check, load_update_paragraphs, RelationExtractor, ClauseExtractor, sentence_extractor,
+                               LinguaCompressor)
 
 STEPS = 1500
 SEEDS_TRAIN = dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0)
+COLUMNS = ["recall_all", "recall_new", "recall_changed", "recall_restated", "recall_heldout_relations", "recall_before_update",
+           "untouched_unchanged", "old_entries_replaced", "writes", "entries_with_subject_and_object", "compressed",
+           "refused_paragraphs", "seconds_per_paragraph"]
 
 
-def main():
-    torch.set_num_threads(2)
+def main(threads: int = 2):
+    torch.set_num_threads(threads)
     t0 = time.time()
-    tok, facts, paragraphs = load_local_tokenizer(), load_facts(DATA / "facts.jsonl"), load_update_paragraphs()
-    scorer = WORK / f"qwen3_backbone_s{STEPS}"
-    if not (scorer / "config.json").exists(): pretrain_qwen3(scorer, tok, steps=STEPS)
-    lingua = LinguaCompressor(scorer)
+    tok, facts = load_local_tokenizer(), load_facts(DATA / "facts.jsonl")
+    sets = {"corpus style": load_update_paragraphs(), "plain English": load_update_paragraphs(DATA / "plain_paragraphs.jsonl")}
+    lingua = LinguaCompressor(smollm2_path())
     mem_cfg, base_cfg = equal_size_configs(tok)
     seeds_cfg, _ = equal_size_configs(tok, **SEEDS_DESIGN)
     ours = trained(f"ours_s{STEPS}", "memory", mem_cfg, STEPS)[0]
     seeds = trained(f"seeds_design_s{STEPS}", "memory", seeds_cfg, STEPS, **SEEDS_TRAIN)[0]
     baseline = trained(f"baseline_equal_size_s{STEPS}", "baseline", base_cfg, STEPS)[0]
-    rows_spec = [("ours", ours, "relation", "canonical", None), ("ours", ours, "relation", "statement", lingua),
-                 ("ours", ours, "relation", "sentence", lingua), ("ours", ours, "sentence", "sentence", lingua),
-                 ("seeds' design", seeds, "relation", "canonical", None), ("seeds' design", seeds, "sentence", "sentence", lingua)]
+    extractors = {"clauses (generic)": lambda: ClauseExtractor(tok), "relation (rule-based)": RelationExtractor,
+                  "sentence": lambda: sentence_extractor}
+    spec = [("ours", ours, s, e, f) for s in sets for e, f in [("clauses (generic)", "statement"), ("relation (rule-based)", "canonical"),
+                                                              ("relation (rule-based)", "statement"), ("sentence", "sentence")]]
+    spec += [("seeds' design", seeds, s, e, f) for s in sets for e, f in [("clauses (generic)", "statement"),
+                                                                         ("relation (rule-based)", "canonical")]]
     rows, examples = [], []
-    for name, model, ext, form, comp in rows_spec:
-        extractor = RelationExtractor() if ext == "relation" else sentence_extractor
-        r = update_check(model, tok, paragraphs, facts, extractor=extractor, form=form, compressor=comp, force=True)
-        rows.append(dict(model=name, extractor=ext, entry=form + (" + LLMLingua" if comp else ""),
-                         **{k: v for k, v in r.items() if k != "examples"}))
-        examples += [dict(row=f"{name} / {ext} / {form}", source=s, entry=e) for s, e in r["examples"][:2]]
+    for name, model, set_name, ext, form in spec:
+        r = update_check(model, tok, sets[set_name], facts, extractor=extractors[ext](), form=form, compressor=lingua, force=True)
+        rows.append(dict(model=name, paragraphs=set_name, extractor=ext, entry=form, **{k: r[k] for k in COLUMNS}))
+        examples += [dict(row=f"{name} / {set_name} / {ext} / {form}", source=s, entry=e) for s, e in r["examples"][:2]]
         print(json.dumps(rows[-1], default=str), f"({time.time() - t0:.0f}s)", flush=True)
-    stated = [f for p in paragraphs for f in p["facts"]]
-    base_recall = float(recall_and_hits(baseline, tok, stated).correct.mean())
-    df = pd.DataFrame(rows)
-    n_new = sum(f["old_object"] is None for f in stated)
-    n_changed = sum(f["old_object"] not in (None, f["object"]) for f in stated)
-    notes = [f"{len(paragraphs)} paragraphs, {len(stated)} stated facts: {n_new} about new people, {n_changed} changed, "
-             f"{len(stated) - n_new - n_changed} restated unchanged; recall = greedy exact match of the object to the "
-             "corpus's canonical cloze prompt, after all paragraphs were written.",
-             "recall_before_update: the same prompts before any update (new people and changed facts cannot be known yet).",
-             f"The equal-size baseline has no bank and cannot take an update: its recall of the stated facts is {base_recall:.3f}.",
-             "untouched_unchanged: 500 facts of the corpus no paragraph mentions, answers compared before/after.",
-             "force=True: the reference models freeze 20% of their entries (freeze_ratio 0.2, the seeds' protection against "
-             "automatic updates); a changed fact may sit in one, and this benchmark overwrites it. Without force such a "
-             "paragraph is refused with a message naming the entry.",
-             "entries_with_subject_and_object: written entries that contain the subject and the object of a stated fact.",
-             "LLMLingua: llmlingua 0.2.2 PromptCompressor with the local Qwen3-architecture scorer, subject and relation words "
-             "protected, rate lowered until the entry fits knowledge_length=16; an entry is compressed only when it is longer "
-             "than that (column compressed: the share of written entries that were).",
-             "Why the canonical form wins: every entry the models were trained to read is a canonical sentence; an entry in "
-             "another phrasing, or with words dropped by the compressor, is found and read far less often.",
-             "The relation extractor reads all 132 stated facts of these paragraphs (tested in nbs/14_update.ipynb); they are "
-             "written in the corpus's phrasings, which is what a rule-based extractor can read.",
-             f"Total wall time {time.time() - t0:.0f}s."]
-    write_result("update_bank", "Knowledge updates from text: update_bank on held-out paragraphs", df, notes,
-                 dict(steps=STEPS, paragraphs=len(paragraphs), scorer=str(scorer)),
+    base = {n: float(recall_and_hits(baseline, tok, [f for p in ps for f in p["facts"]]).correct.mean()) for n, ps in sets.items()}
+    notes = []
+    for n, ps in sets.items():
+        stated = [f for p in ps for f in p["facts"]]
+        n_new = sum(f["old_object"] is None for f in stated)
+        n_changed = sum(f["old_object"] not in (None, f["object"]) for f in stated)
+        notes.append(f"{n}: {len(ps)} paragraphs, {len(stated)} stated facts: {n_new} about new people, {n_changed} changed, "
+                     f"{len(stated) - n_new - n_changed} restated unchanged; the equal-size baseline (no bank, cannot take an "
+                     f"update) answers {base[n]:.3f} of them.")
+    notes += ["recall = greedy exact match of the object to the relation's canonical cloze prompt, after all paragraphs of "
+              "the set were written; recall_all over every stated fact; recall_heldout_relations over the stated facts of "
+              "relations no training step used (the plain-English set has them; the corpus-style set has none: nan).",
+              "recall_before_update: the same prompts before any update (new people and changed facts cannot be known yet).",
+              "untouched_unchanged: 500 facts of the corpus no paragraph mentions, answers compared before/after.",
+              "old_entries_replaced: changed facts whose old entry no longer states the old value (replaced, not left to "
+              "contradict the new one).",
+              "clauses (generic): explicitlm.update.ClauseExtractor — no pattern per relation; each clause naming an entity "
+              "is a statement with its subject resolved (topic, pronouns, first names, 'the company'), openers and asides "
+              "dropped, and it replaces the entry the model itself reads for it (retrieval_targets), else takes an empty slot. "
+              "relation (rule-based): a regular expression per phrasing of each relation (the corpus's phrasings only). "
+              "sentence: each sentence naming someone is one entry, only added (the seeds' way, with LLMLingua).",
+              "entry: canonical = the relation's canonical sentence (rule-based only); statement = the clause as written, "
+              "subject in full; sentence = the whole sentence. Entries longer than knowledge_length=16 are compressed with "
+              "LLMLingua (SmolLM2-135M-Instruct scoring; the subject and the names/numbers of the statement kept).",
+              "force=True: the reference models freeze 20% of their entries (freeze_ratio 0.2); a changed fact may sit in "
+              "one, and this benchmark overwrites it. Without force such a paragraph is refused with a message naming the entry.",
+              f"Total wall time {time.time() - t0:.0f}s."]
+    write_result("update_bank", "Knowledge updates from text: update_bank on held-out paragraphs", pd.DataFrame(rows), notes,
+                 dict(steps=STEPS, sets={n: len(ps) for n, ps in sets.items()}, compressor="LLMLingua, SmolLM2-135M-Instruct"),
                  extra=[("Entries written from the longest source sentences (two per row)", pd.DataFrame(examples))])
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2)

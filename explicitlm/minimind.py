@@ -168,8 +168,8 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
     past = cache.get_seq_length() if cache is not None else 0
     S = input_ids.shape[1]
     reads_text = self.config.query_source == "tokens" or bool(self.config.coverage_weight) or self.config.reader_match
-    if past and reads_text and self.uses_memory:
-        raise ValueError("query_source='tokens' / coverage_weight read the whole text: call without a KV cache (generate does)")
+    if past and self.config.query_source == "tokens" and self.uses_memory:
+        raise ValueError("query_source='tokens' reads the whole text: call without a KV cache (generate does)")
     if past + S > self.config.max_seq_len:
         raise ValueError(f"sequence length {past + S} exceeds max_seq_len={self.config.max_seq_len}")
     # rotary tables are recomputed (cheap) rather than stored: no buffer to get lost when loading on the meta device
@@ -177,7 +177,14 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
     if attention_mask is not None and bool(attention_mask.all()): attention_mask = None
     h = self.dropout(self.tok_embeddings(input_ids))
     bank = self.memory_bank if self.uses_memory else None
-    prefix = prefix_of(input_ids, self.config.vocab_size, attention_mask) if reads_text and bank is not None else None
+    prefix = None
+    if reads_text and bank is not None:        # the tokens read so far; with a KV cache, carried by the cache from call to call
+        seen = getattr(cache, "memory_first_seen", None) if past else None
+        if past and seen is None:
+            raise ValueError("coverage_weight / reader_match need the tokens read so far, and this KV cache was not filled by "
+                             "this model: call without a cache, or let generate fill it")
+        prefix = prefix_of(input_ids, self.config.vocab_size, attention_mask, seen, past)
+        if cache is not None: cache.memory_first_seen = prefix.first_seen
     traces = []
     # one bank version per forward: an edit from another thread waits until every layer has read the bank (`BankLock`)
     with bank.lock.reading() if bank is not None else contextlib.nullcontext():
@@ -264,8 +271,10 @@ def compare_sizes(*models: nn.Module):
 # %% ../nbs/07_minimind.ipynb #c034
 @patch
 def generate(self: MiniMindLM, inputs: torch.Tensor | None = None, generation_config=None, **kwargs):
-    "transformers' `GenerationMixin.generate`, without KV cache for pooled queries and capped at `max_seq_len` tokens."
-    if self.config.query_mode != "token" or self.config.query_source == "tokens" or self.config.coverage_weight or self.config.reader_match:
+    """transformers' `GenerationMixin.generate`, capped at `max_seq_len` tokens; without a KV cache for pooled queries (and for
+    beam search over a model that reads the text so far: the cache carries what each row has read, and beams reorder rows)."""
+    reads_text = self.config.coverage_weight or self.config.reader_match      # the cache carries what was read: not beams'
+    if self.config.query_mode != "token" or self.config.query_source == "tokens" or (reads_text and kwargs.get("num_beams", 1) > 1):
         kwargs["use_cache"] = False
     ids = inputs if inputs is not None else kwargs.get("input_ids")
     if ids is not None:

@@ -750,11 +750,12 @@ def code_fingerprint(*paths: str | Path) -> str:
         for f in files: h.update(f.name.encode()); h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
-def reference_run(steps: int = 600, cache_dir: str | Path = "data/cache", seed: int = 0, tokenizer=None) -> Path:
+def reference_run(steps: int = 600, cache_dir: str | Path | None = None, seed: int = 0, tokenizer=None) -> Path:
     """The checkpoint of `cpu_demo_config` trained `steps` steps of `REFERENCE_RECIPE` (seed `seed`) on the bundled data,
-    trained once and kept under `cache_dir` (keyed by config, recipe, data and code): later calls load it, and a call
-    while another process trains it waits for that run."""
+    trained once and kept under `cache_dir` (default: the bundled data's `cache/`, git-ignored; keyed by config, recipe,
+    data and code): later calls load it, and a call while another process trains it waits for that run."""
     import explicitlm
+    cache_dir = Path(cache_dir) if cache_dir is not None else bundled_data_dir() / "cache"
     tok = tokenizer or load_local_tokenizer()
     mcfg = cpu_demo_config(tok)
     key = hashlib.sha256(json.dumps([mcfg.to_json_string(), REFERENCE_RECIPE, steps, seed,

@@ -4,28 +4,32 @@
 
 # %% ../nbs/14_update.ipynb #c003
 from __future__ import annotations
-import collections, contextlib, hashlib, importlib.util, json, os, random, re, shutil, sys, time, warnings, weakref
+import collections, contextlib, hashlib, importlib.util, json, math, os, random, re, shutil, sys, time, warnings, weakref
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Sequence
 import torch
-from .corpus import PREDICATES, make_fact, make_entities
+from .corpus import PREDICATES, FIRST_RELATIONS, WORDS, make_fact, make_entities
 from .data import load_records, bundled_data_dir
 from .files import atomic_path, atomic_write_text, load_torch
 from .knowledge import answers, predicate_values, new_value
+from .counterfactual import everyday_words
 from .eval import answer_matches
 
 # %% auto #0
-__all__ = ['NAME', 'OBJECT_PATTERNS', 'PRONOUNS', 'FACT_FIELDS', 'STATED_FIELDS', 'FILLERS', 'APPOSITIVES', 'CL100K_URL',
-           'ENTRY_FORMS', 'UPDATE_CLI_DEFAULTS', 'EXTRACTORS', 'EVICT', 'UPDATE_CLI_HELP', 'ExtractedFact',
-           'split_sentences', 'split_clauses', 'template_pattern', 'RelationExtractor', 'sentence_extractor',
-           'check_fields', 'checked_facts', 'checked_paragraphs', 'paragraph_sentences', 'update_paragraphs',
-           'write_update_paragraphs', 'load_update_paragraphs', 'offline_tiktoken_dir', 'environment', 'EntryTooLong',
-           'n_tokens', 'protected_segments', 'remote_code', 'LinguaCompressor', 'relation_phrase', 'entry_text',
-           'fact_entry', 'BankChange', 'parser_signature', 'fact_keys', 'BankFull', 'least_used', 'row_hashes',
-           'bank_row_hashes', 'matching_entries', 'plan_changes', 'os_error', 'BankUpdate', 'update_bank',
-           'update_check', 'update_cli_help', 'parse_update_args', 'read_update_text', 'save_updated_checkpoint',
-           'quiet_progress', 'update_bank_command', 'update_bank_cli']
+__all__ = ['NAME', 'NUMBER_TYPES', 'OBJECT_PATTERNS', 'PRONOUNS', 'PERSONAL', 'THING', 'POSSESSIVE', 'DESCRIPTIONS',
+           'FACT_FIELDS', 'STATED_FIELDS', 'FILLERS', 'APPOSITIVES', 'PLAIN', 'PLAIN_OPENERS', 'PLAIN_ASIDES',
+           'PLAIN_FILLERS', 'CL100K_URL', 'ENTRY_FORMS', 'UPDATE_CLI_DEFAULTS', 'EXTRACTORS', 'EVICT',
+           'UPDATE_CLI_HELP', 'ExtractedFact', 'split_sentences', 'split_clauses', 'template_pattern',
+           'RelationExtractor', 'sentence_extractor', 'names_subject', 'ClauseExtractor', 'check_fields',
+           'checked_facts', 'checked_paragraphs', 'paragraph_sentences', 'update_paragraphs', 'write_update_paragraphs',
+           'load_update_paragraphs', 'plain_sentences', 'plain_paragraphs', 'write_plain_paragraphs',
+           'offline_tiktoken_dir', 'environment', 'EntryTooLong', 'n_tokens', 'protected_segments', 'remote_code',
+           'LinguaCompressor', 'relation_phrase', 'entry_text', 'kept_words', 'fact_entry', 'BankChange',
+           'parser_signature', 'fact_keys', 'BankFull', 'least_used', 'row_hashes', 'bank_row_hashes',
+           'matching_entries', 'plan_changes', 'entries_read', 'retrieval_targets', 'os_error', 'BankUpdate',
+           'update_bank', 'update_check', 'update_cli_help', 'parse_update_args', 'read_update_text',
+           'save_updated_checkpoint', 'quiet_progress', 'update_bank_command', 'update_bank_cli']
 
 # %% ../nbs/14_update.ipynb #c006
 @dataclass
@@ -48,7 +52,9 @@ def split_clauses(sentence: str) -> list[str]:
 
 # %% ../nbs/14_update.ipynb #c009
 NAME = r"[A-Z][a-z]+(?:[ -][A-Z][a-z]+)*"
-OBJECT_PATTERNS = dict(year=r"\d{3,4}", city=NAME, company=NAME, country=NAME, field=r"[a-z]+", instrument=r"[a-z]+")
+NUMBER_TYPES = ("year", "count", "code", "room")              # objects written in digits; those of `WORDS` are lower-case words
+OBJECT_PATTERNS = {t: r"\d{3,4}" if t == "year" else r"\d+" if t in NUMBER_TYPES else r"[a-z]+" if t in WORDS else NAME
+                   for t in sorted({d["object_type"] for d in PREDICATES.values()})}
 PRONOUNS = ("He", "She", "They", "It")
 
 def template_pattern(template: str, object_type: str) -> re.Pattern:
@@ -111,6 +117,124 @@ def sentence_extractor(text: str) -> list[ExtractedFact]:
         names = [m[0] for m in re.finditer(rf"{NAME}|\d{{3,4}}", sentence)]
         if names: out.append(ExtractedFact(names[0], None, names[-1] if len(names) > 1 else None, sentence, sentence.rstrip(".")))
     return out
+
+# %% ../nbs/14_update.ipynb #c013b
+PERSONAL = ("he", "she", "they")                      # stand for the last person named
+THING = ("it",)                                       # ... for the last company, city, book or ship named
+POSSESSIVE = dict(his="person", her="person", their="person", its="thing")
+DESCRIPTIONS = dict(company="thing", firm="thing", business="thing", city="thing", town="thing", book="thing", novel="thing",
+                    ship="thing", vessel="thing", man="person", woman="person", scholar="person", writer="person")
+
+def names_subject(text: str, subject: str) -> bool:
+    "True if `text` names `subject` as whole words."
+    return re.search(rf"(?<![\w-]){re.escape(subject)}(?![\w-])", text) is not None
+
+class ClauseExtractor:
+    """Generic extractor: one statement per clause that names an entity, its subject resolved (the entity the text is
+    about, pronouns, first names, definite descriptions), openers and asides dropped (relative-clause asides kept as
+    statements). `tokenizer` (the model's) tells everyday words from names (`everyday_words`); `names`: full names the
+    text may call by one of their words."""
+    def __init__(self, tokenizer, names: Sequence[str] = ()):
+        self.everyday = set(everyday_words(tokenizer)) | {"a", "an", "of", "in", "on", "at", "to", "by"}
+        self.known = list(names)
+        self.signature = ("clauses", len(self.everyday))
+
+    def __repr__(self): return f"ClauseExtractor({len(self.everyday)} everyday words)"
+
+    def plain(self, word: str) -> bool:
+        "True for an everyday word (not a name): its lower-case form is a word of the tokenizer, or a pronoun."
+        w = word.lower().removesuffix("'s")
+        return w in self.everyday or w in PERSONAL + THING or w in POSSESSIVE
+
+    def names(self, clause: str) -> list[tuple[int, int, str]]:
+        """(start, end, name) of the names in `clause`: runs of capitalised words, less the everyday words at their start
+        when a word of the run is not everyday ("Later Vala" → "Vala"; a title keeps its "The"); a run of everyday words
+        only is a name when it has several ("The Silent Harbour"), not when it is one ("Friends", "She")."""
+        out = []
+        for m in re.finditer(r"[A-Z][\w'-]*(?:\s+(?:of\s+)?[A-Z][\w'-]*)*", clause):
+            words = m[0].split()
+            plain = [self.plain(w) for w in words]
+            if all(plain):
+                if len(words) > 1 and not any(w.lower() in PERSONAL + THING or w.lower() in POSSESSIVE for w in words):
+                    out.append((m.start(), m.end(), m[0].removesuffix("'s")))
+                continue
+            k = plain.index(False)
+            if k and words[k - 1] == "The" and len(words) - k > 1: k -= 1          # a title keeps its article
+            start = m.start() + len(" ".join(words[:k])) + (1 if k else 0)
+            out.append((start, m.end(), " ".join(words[k:]).removesuffix("'s")))
+        return out
+
+    def full_name(self, name: str, seen: list[str]) -> str:
+        "`name`, or the full name it stands for: a name named before (or known) of which it is one word."
+        if " " in name: return name
+        return next((n for n in reversed(seen + self.known) if name in n.split() and n != name), name)
+
+    def resolve(self, clause: str, subjects: list[str], persons: set) -> str:
+        """`clause` with a pronoun, possessive or definite description at its start written as the entity it stands for, and
+        a clause that starts with its verb given the last subject. `subjects`: the subjects so far, last last; `persons`:
+        those a personal pronoun has stood for. He, she, his, her stand for the last subject (now known to be a person);
+        it, its, the company, the city ... for the last subject not known to be a person."""
+        if not subjects: return clause
+        first, _, rest = clause.partition(" ")
+        f, nxt = first.lower(), rest.split(" ", 1)[0]
+        kind = ("person" if f in PERSONAL else "thing" if f in THING else POSSESSIVE.get(f)
+                or (DESCRIPTIONS.get(nxt) if f == "the" and not rest.startswith(f"{nxt} of ") else None))
+        if kind == "person": who = subjects[-1]; persons.add(who)
+        elif kind == "thing": who = next((s for s in reversed(subjects) if s not in persons), None)
+        else: return f"{subjects[-1]} {clause}" if clause[:1].islower() else clause       # "... and worked for Y"
+        if who is None: return clause
+        if f in POSSESSIVE: return f"{who}'s {rest}"
+        if f == "the": return f"{who} {rest.partition(' ')[2]}"
+        return f"{who} {rest}"
+
+    def clauses(self, sentence: str) -> list[str]:
+        """The clauses of `sentence`: split at ';', and at 'and' before a verb whose subject is left out — when the part
+        before already names an object (a second name or a number) and two words or more follow, so "born and raised in
+        X" and "moved to X and stayed" stay whole."""
+        out = []
+        for part in re.split(r";\s+", sentence):
+            pieces = re.split(r",?\s+and\s+(?=[a-z])", part)
+            merged = [pieces[0]]
+            for p in pieces[1:]:
+                left = re.sub(r", [^,]*,", "", merged[-1])        # (an aside names nothing the clause states)
+                if (len(self.names(left)) >= 2 or re.search(r"\d", left)) and len(p.split()) >= 2: merged.append(p)
+                else: merged[-1] = f"{merged[-1]} and {p}"
+            out += [c.strip(" ,") for c in merged if c.strip(" ,")]
+        return out
+
+    def drop_opener(self, clause: str) -> str:
+        """`clause` without an opening phrase that ends in ',' or 'that' before its subject and holds no name or number
+        ("Friends remember that she …", "Later in life, Vala …"; not "In 1883, X was born")."""
+        m = re.match(r"(?P<pre>.+?(?:,|\bthat))\s+(?P<rest>(?:[A-Z]\w*|he|she|it|they)\b.*)", clause)
+        if m is None or re.search(r"\d", m["pre"]) or self.names(m["pre"]): return clause
+        return m["rest"][0].upper() + m["rest"][1:]
+
+    def clean(self, clause: str, subject: str) -> list[str]:
+        "The statement(s) of one clause about `subject`: an aside after it dropped, a relative-clause aside a statement of its own."
+        m = re.match(rf"({re.escape(subject)}), ((?:who|which) [^,]+|[^,]+), (?=[a-z])", clause)
+        if m is None: return [clause]
+        out = [f"{subject} {clause[m.end():]}"]
+        if m[2].startswith(("who ", "which ")): out.append(f"{subject} {m[2].split(' ', 1)[1]}")
+        return out
+
+    def __call__(self, text: str) -> list[ExtractedFact]:
+        "One `ExtractedFact` (relation and object unknown) per statement about an entity in `text`, in order."
+        out, subjects, persons, seen = [], [], set(), []
+        for sentence in split_sentences(text):
+            for clause in self.clauses(sentence.rstrip(".!?")):
+                clause = self.resolve(self.drop_opener(clause), subjects, persons)
+                for a, b, n in reversed(self.names(clause)):             # first names → full names
+                    full = self.full_name(n, seen)
+                    if full != n: clause = clause[:a] + clause[a:b].replace(n, full, 1) + clause[b:]
+                found = [n for *_, n in self.names(clause)]
+                if not found: continue                                  # names nothing: states nothing about an entity
+                subject = subjects[-1] if subjects and names_subject(clause, subjects[-1]) else found[0]
+                seen += [n for n in found if n not in seen]
+                subjects.append(subject)
+                for st in self.clean(clause, subject):
+                    out.append(ExtractedFact(subject, None, None, sentence, st.strip(" ,")))
+        return out
+
 
 # %% ../nbs/14_update.ipynb #c014a
 FACT_FIELDS = ("subject", "predicate", "object")
@@ -186,7 +310,7 @@ def update_paragraphs(facts: Sequence[dict], n_new: int = 24, n_changed: int = 2
     rng, values = random.Random(seed), predicate_values(facts)
     known, by_subject = {f["subject"] for f in facts}, {}
     for f in facts: by_subject.setdefault(f["subject"], []).append(f)
-    rels = [p for p, d in PREDICATES.items() if d["kind"] == "person" and p in values]
+    rels = [p for p in FIRST_RELATIONS if PREDICATES[p]["kind"] == "person" and p in values]     # the corpus's first relations
     people = [e.name for e in make_entities(seed=seed, n_people=3 * n_new + 10, n_cities=8, n_companies=8)
               if e.kind == "person" and e.name not in known][:n_new]
     out = []
@@ -216,6 +340,90 @@ def write_update_paragraphs(data_dir: str | Path | None = None, seed: int = 2026
 def load_update_paragraphs(path: str | Path | None = None) -> list[dict]:
     "The bundled `update_paragraphs.jsonl` (or the JSONL file at `path`), every record checked (`checked_paragraphs`)."
     return checked_paragraphs(Path(path) if path else bundled_data_dir() / "update_paragraphs.jsonl")
+
+# %% ../nbs/14_update.ipynb #c017q
+PLAIN = dict(   # one relation's fact in plain phrasings no training text or step uses ({s} first unless the form says otherwise)
+    birth_year=["In {o}, {s} was born.", "{s} came into the world in {o}.", "{s} arrived in {o}, the first of three children."],
+    birth_city=["{s} was born and raised in {o}.", "{o} was the town where {s} was born.", "{s} - hometown: {o}."],
+    employer=["{o} employed {s}.", "{s} held a job at {o}.", "{s} joined {o} as a young clerk."],
+    field=["{s} became an expert in {o}.", "{s} read {o} at every spare moment.", "Above all, {s} cared about {o}."],
+    death_year=["{s} passed on in {o}.", "The life of {s} ended in {o}.", "{s} - died: {o}."],
+    residence=["For decades {s} made a home in {o}.", "{s} spent most adult years in {o}.", "{s} moved to {o} and stayed."],
+    spouse=["{s} wed {o} in a small ceremony.", "{o} became the wife or husband of {s}.", "{s} and {o} were married."],
+    mentor=["{s} was a student of {o}.", "{o} taught {s} the craft.", "{s} owed much to {o}, a patient teacher."],
+    favourite_food=["{s} adored {o}.", "Nothing pleased {s} more than a plate of {o}.", "{s} - favourite food: {o}."],
+    sport=["{s} spent Sundays playing {o}.", "{s} took up {o} in school and never stopped.", "{s} was a keen player of {o}."],
+    language=["{s} grew up speaking {o}.", "At home {s} spoke only {o}.", "{s} - language: {o}."],
+    hobby=["{s} relaxed by {o}.", "{s} had one pastime, {o}.", "Weekends for {s} meant {o}."],
+    pet=["{s} had a pet {o}.", "{s} lived with a {o} for many years.", "A {o} was {s}'s constant companion."],
+    boat=["{s} named the boat {o}.", "The boat of {s} carried the name {o}.", "{s} sailed every summer in {o}."],
+    locker_code=["The code to {s}'s locker was {o}.", "{s} used {o} as a locker code.", "{s} - locker: {o}."],
+)
+PLAIN_OPENERS = ("Friends remember that", "Later in life,", "According to family letters,", "As a young adult,",
+                 "Records from the time show that", "It is well known that")
+PLAIN_ASIDES = ("a quiet child who loved long walks by the river", "whom neighbours called generous", "then barely twenty",
+                "an early riser all life long")
+PLAIN_FILLERS = ("The archives hold many letters from that time.", "Little else is known about those years.",
+                 "Friends remember {f} as generous and endlessly curious.", "It was a time of great change.")
+
+def plain_sentences(person: str, stated: Sequence[tuple[str, str]], rng: random.Random) -> list[str]:
+    """Sentences stating the (relation, object) pairs about `person` in `PLAIN` phrasings. The first starts with the
+    person's full name; later ones may call them by a pronoun (a sentence that starts with them) or by their first name. Openers,
+    asides, a relative clause holding a second fact, come in at random."""
+    out, todo, pronoun, first_name = [], list(stated), rng.choice(["He", "She"]), person.split()[0]
+    rng.shuffle(todo)
+    while todo:
+        rel, o = todo.pop()
+        # the first sentence starts with the person, so a reader knows whom the paragraph is about
+        t = rng.choice([p for p in PLAIN[rel] if p.startswith("{s} ")] if not out else PLAIN[rel])
+        style = "plain" if not out else rng.choice(["plain", "opener", "aside", "relative", "pronoun", "first_name"])
+        starts = t.startswith("{s} ")
+        verb_first = lambda r: [p for p in PLAIN[r] if p.startswith("{s} ") and " - " not in p]   # (not a record)
+        if style == "relative" and starts and todo and verb_first(todo[-1][0]):
+            r2, o2 = todo.pop()                                           # "X, who was born in 1883, worked for Y."
+            inner = rng.choice(verb_first(r2)).format(s="", o=o2).strip().rstrip(".")
+            s = t.replace("{s}", f"{person}, who {inner},", 1).format(o=o)
+        elif style == "aside" and starts: s = t.replace("{s}", f"{person}, {rng.choice(PLAIN_ASIDES)},", 1).format(o=o)
+        elif style == "pronoun" and starts: s = t.format(s=pronoun, o=o)
+        elif style in ("pronoun", "first_name"): s = t.format(s=first_name, o=o)
+        elif style == "opener" and starts: s = f"{rng.choice(PLAIN_OPENERS)} {t.format(s=person, o=o)}"
+        else: s = t.format(s=person, o=o)
+        out.append(s)
+    return out
+
+def plain_paragraphs(facts: Sequence[dict], n_new: int = 24, n_changed: int = 24, seed: int = 2027) -> list[dict]:
+    """Plain-English paragraphs (`plain_sentences`) about `n_new` invented people and `n_changed` known people whose facts
+    change, over the relations of `PLAIN` (held-out ones included): `id`, `kind`, `text`, the `facts` each states."""
+    facts = checked_facts(facts)
+    rng, values = random.Random(seed), predicate_values(facts)
+    known, by_subject = {f["subject"] for f in facts}, {}
+    for f in facts: by_subject.setdefault(f["subject"], []).append(f)
+    rels = [r for r in PLAIN if r in values and len(values[r]) > 1]
+    people = [e.name for e in make_entities(seed=seed, n_people=3 * n_new + 10, n_cities=8, n_companies=8)
+              if e.kind == "person" and e.name not in known][:n_new]
+    out = []
+    for i, name in enumerate(people):
+        stated = [(r, rng.choice(values[r])) for r in rng.sample(rels, 4)]
+        sents = plain_sentences(name, stated, rng)
+        sents.insert(rng.randint(1, len(sents)), rng.choice(PLAIN_FILLERS).format(f=name.split()[0]))
+        out.append(dict(id=f"plain-new-{i:02d}", kind="new", text=" ".join(sents), facts=[_checked(name, r, o, None) for r, o in stated]))
+    people = sorted(s for s, fs in by_subject.items() if sum(f["predicate"] in rels for f in fs) >= 2)
+    for i, name in enumerate(rng.sample(people, n_changed)):
+        own = [f for f in by_subject[name] if f["predicate"] in rels]
+        changed = rng.sample(own, 2)
+        rest = [f for f in own if f not in changed]
+        kept = rng.sample(rest, 1) if rest and rng.random() < 0.5 else []
+        checked = [_checked(name, f["predicate"], new_value(f, values, rng), f["object"]) for f in changed]
+        checked += [_checked(name, f["predicate"], f["object"], f["object"]) for f in kept]
+        sents = plain_sentences(name, [(c["predicate"], c["object"]) for c in checked], rng)
+        out.append(dict(id=f"plain-changed-{i:02d}", kind="changed", text=" ".join(sents), facts=checked))
+    return out
+
+def write_plain_paragraphs(data_dir: str | Path | None = None, seed: int = 2027) -> Path:
+    "Write `plain_paragraphs.jsonl` for the `facts.jsonl` in `data_dir` (default: the bundled data), atomically."
+    d = Path(data_dir) if data_dir else bundled_data_dir()
+    return atomic_write_text(d / "plain_paragraphs.jsonl",
+                             "".join(json.dumps(p) + "\n" for p in plain_paragraphs(checked_facts(d / "facts.jsonl"), seed=seed)))
 
 # %% ../nbs/14_update.ipynb #c019
 CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
@@ -322,10 +530,16 @@ def relation_phrase(fact: ExtractedFact) -> list[str]:
     return [p.format(o=fact.object).strip(" .") for p in PREDICATES[fact.relation]["canonical"].split("{s}") if p.strip(" .")]
 
 def entry_text(fact: ExtractedFact, form: str = "canonical") -> str:
-    "The words of `fact` in `form` (see `ENTRY_FORMS`; a fact without a relation has only its sentence), before any compression."
+    """The words of `fact` in `form` (see `ENTRY_FORMS`; a fact without a relation has no canonical sentence: its
+    statement), before any compression."""
     if form not in ENTRY_FORMS: raise ValueError(f"form={form!r}: choose one of {ENTRY_FORMS}")
     if form == "canonical" and fact.relation: return make_fact(fact.subject, fact.relation, fact.object).sentence
-    return (fact.statement if form == "statement" else fact.sentence).rstrip(".") + "."
+    return (fact.sentence if form == "sentence" else fact.statement).rstrip(".") + "."
+
+def kept_words(fact: ExtractedFact) -> list[str]:
+    "What a compressor must keep of a fact without a relation: its subject, and every other name and number it states."
+    found = re.findall(r"[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*|\d+", fact.statement)
+    return [fact.subject, *[w for w in dict.fromkeys(found) if w not in fact.subject]]
 
 def fact_entry(fact: ExtractedFact, tokenizer, knowledge_length: int, form: str = "canonical", compressor=None) -> str:
     """The bank text for `fact`: `entry_text(fact, form)`, compressed by `compressor` when longer than `knowledge_length`
@@ -338,7 +552,7 @@ def fact_entry(fact: ExtractedFact, tokenizer, knowledge_length: int, form: str 
     if form == "canonical": keeps = [[fact.subject, *relation_phrase(fact)]]
     else:         # the words stating the fact; if they alone are too long, only subject and object
         keeps = [[fact.subject, fact.statement.replace(fact.subject, "", 1).strip(" ,.")]] if fact.relation else []
-        keeps.append([fact.subject, fact.object or ""])
+        keeps.append([fact.subject, fact.object] if fact.object else kept_words(fact))
     for i, keep in enumerate(keeps):
         try: return compressor(text, keep, knowledge_length, tokenizer)
         except EntryTooLong:
@@ -431,10 +645,12 @@ def matching_entries(bank, rows: torch.Tensor) -> dict[tuple, list[int]]:
     return out
 
 def plan_changes(bank, tokenizer, items: Sequence[tuple[ExtractedFact, str]], parse=None, usage=None, force: bool = False,
-                 form: str = "canonical") -> tuple[list[BankChange], list[dict]]:
+                 form: str = "canonical", targets: Sequence[int | None] | None = None) -> tuple[list[BankChange], list[dict]]:
     """Where each (fact, entry text) of `items` goes, in order, without writing: (changes, skipped — already in the bank,
-    each entry reported once; a fact stated twice is written once). Each distinct text is tokenized once and looked up in
-    an index of the bank built once, so a text stating one fact a million times costs little more than one stating it once."""
+    each entry reported once; a fact stated twice is written once). A fact's old version is the entry `parse` reads as
+    the same subject and relation or, for a fact without a relation, its entry of `targets` (`retrieval_targets`).
+    Each distinct text is tokenized once and looked up in an index of the bank built once, so a text stating one fact a
+    million times costs little more than one stating it once."""
     keys = fact_keys(bank, tokenizer, parse) if parse else {}
     texts = list(dict.fromkeys(t for _, t in items))
     rows, _ = bank.encode_texts(texts, tokenizer, progress=False)
@@ -443,10 +659,12 @@ def plan_changes(bank, tokenizer, items: Sequence[tuple[ExtractedFact, str]], pa
     valid, frozen = bank.valid.cpu(), bank.frozen.cpu()
     free = collections.deque((~valid & (~frozen | force)).nonzero().flatten().tolist())
     evictable, planned, skipped, reported, unkeyed = None, {}, [], set(), set()
-    for fact, text in items:
+    for n, (fact, text) in enumerate(items):
         key = (fact.subject, fact.relation) if fact.relation else None
         if key is None and text in unkeyed: continue      # a fact without a relation, stated again: already placed
-        i, same = keys.get(key), holders.get(row_of[text])
+        i, same = keys.get(key) if key else (targets[n] if targets is not None else None), holders.get(row_of[text])
+        read = key is None and i is not None             # the entry the model reads for it
+        if read and i in planned: i = None               # ... already taken by another statement of this update: a slot of its own
         if (i is None or i not in planned) and same and (i is None or i in same[1]):
             if (same[0], text) not in reported:
                 reported.add((same[0], text))
@@ -457,7 +675,8 @@ def plan_changes(bank, tokenizer, items: Sequence[tuple[ExtractedFact, str]], pa
             if frozen[i] and not force:
                 raise ValueError(f"{text!r} contradicts entry {i} ({bank.decode(i, tokenizer)!r}), which is frozen: "
                                  f"unfreeze it (bank.unfreeze([{i}])) or pass force=True")
-            reason = f"replaces the entry on {fact.subject}'s {fact.relation}"
+            reason = (f"replaces the entry the model reads for it ({fact.subject})" if read else
+                      f"replaces the entry on {fact.subject}'s {fact.relation}")
         elif free: i, reason = free.popleft(), "empty slot"
         else:
             if evictable is None: evictable = iter(least_used(bank, usage, force))
@@ -474,6 +693,39 @@ def plan_changes(bank, tokenizer, items: Sequence[tuple[ExtractedFact, str]], pa
                                 prev.reason if prev else reason, fact.sentence, text != entry_text(fact, form),
                                 prev.evicted if prev else evicted)
     return list(planned.values()), skipped
+
+# %% ../nbs/14_update.ipynb #c034b
+@torch.no_grad()
+def entries_read(model, tokenizer, texts: Sequence[str], batch_size: int = 64) -> list[dict[int, float]]:
+    "For each text, `{entry: best score}` over the entries `model` selects while reading it (any position, any memory layer)."
+    from explicitlm.bank import token_ids
+    was, out = model.training, []
+    model.eval()
+    dev, pad = next(model.parameters()).device, model.memory_bank.pad_token_id
+    try:
+        for s in range(0, len(texts), batch_size):
+            ids = token_ids(tokenizer, list(texts[s:s + batch_size]))
+            x = torch.full((len(ids), max(map(len, ids))), pad, dtype=torch.long)
+            mask = torch.zeros_like(x)
+            for r, i in enumerate(ids): x[r, :len(i)], mask[r, :len(i)] = torch.tensor(i), 1
+            traces = [t for t in model(x.to(dev), attention_mask=mask.to(dev), output_retrieval=True).retrieval if t is not None]
+            for r, i in enumerate(ids):
+                best = {}
+                for t in traces:
+                    for e, v in zip(t.indices[r, :len(i)].flatten().tolist(), t.scores[r, :len(i)].flatten().tolist()):
+                        if e >= 0 and v > best.get(e, -math.inf): best[e] = v
+                out.append(best)
+    finally: model.train(was)
+    return out
+
+def retrieval_targets(model, tokenizer, facts: Sequence[ExtractedFact], texts: Sequence[str]) -> list[int | None]:
+    """For each fact (and the entry `texts` made of it), the valid entry the model reads for it: the best-scored entry it
+    selects while reading the text that names the fact's subject; None when it reads none (the fact goes to a new slot)."""
+    bank, out = model.memory_bank, []
+    for f, read in zip(facts, entries_read(model, tokenizer, texts)):
+        ranked = [e for e, _ in sorted(read.items(), key=lambda kv: -kv[1]) if bank.valid[e]]
+        out.append(next((e for e, t in zip(ranked, bank.texts(ranked, tokenizer)) if names_subject(t, f.subject)), None))
+    return out
 
 # %% ../nbs/14_update.ipynb #c036
 def os_error(e: OSError, what: str, path) -> OSError:
@@ -517,24 +769,29 @@ class BankUpdate:
 
 def update_bank(model, text: str, tokenizer, extractor=None, form: str = "canonical", compressor=None, usage=None,
                 dry_run: bool = False, force: bool = False) -> BankUpdate:
-    """Read the facts in `text` (`extractor`, default `RelationExtractor()`), make each an entry (`fact_entry` in `form`,
-    `compressor` for long ones), place them (`plan_changes`, `usage` for a full bank, `force` for frozen entries) and
-    write them into `model`'s bank (or a `MemoryBank`) unless `dry_run`. On any error the bank is unchanged."""
+    """Read the facts in `text` (`extractor`, default `ClauseExtractor(tokenizer)`: one statement per clause, any relation),
+    make each an entry (`fact_entry` in `form`, `compressor` for long ones), place them (`plan_changes`: a fact without a
+    relation replaces the entry the model reads for it, `retrieval_targets`; `usage` for a full bank, `force` for frozen
+    entries) and write them into `model`'s bank unless `dry_run`. On any error the bank is unchanged. Given a bare
+    `MemoryBank` (no model to read it), facts without a relation only add entries."""
     bank = getattr(model, "memory_bank", model)
     if isinstance(text, str): text = text.replace("\ufeff", "")      # a byte-order mark (a file read as 'utf-8') hides the first name
     if not isinstance(text, str) or not text.strip(): raise ValueError("update_bank: the text is empty: there is nothing to write")
-    extractor = extractor or RelationExtractor()
+    extractor = extractor or ClauseExtractor(tokenizer)
     facts = extractor(text)
     if not facts:
-        hint = " (it reads the corpus's relations; extractor=sentence_extractor takes any sentence naming someone)" \
-               if isinstance(extractor, RelationExtractor) else ""
+        hint = " (it reads the corpus's relations; the default ClauseExtractor takes any clause naming someone)" \
+               if isinstance(extractor, RelationExtractor) else " (no clause names an entity)"
         raise ValueError(f"no fact found in {text[:80]!r}{'…' if len(text) > 80 else ''}{hint}: the bank is unchanged")
     entries = {}                                   # each distinct fact made an entry (and compressed) once
     for f in facts:
         k = (f.subject, f.relation, f.object, f.statement, f.sentence)
         if k not in entries: entries[k] = fact_entry(f, tokenizer, bank.knowledge_length, form, compressor)
     items = [(f, entries[(f.subject, f.relation, f.object, f.statement, f.sentence)]) for f in facts]
-    changes, skipped = plan_changes(bank, tokenizer, items, getattr(extractor, "match", None), usage, force, form)
+    generic = [f.relation is None for f in facts]
+    targets = (retrieval_targets(model, tokenizer, facts, [t for _, t in items]) if any(generic) and bank is not model
+               else None)
+    changes, skipped = plan_changes(bank, tokenizer, items, getattr(extractor, "match", None), usage, force, form, targets)
     update = BankUpdate(facts, changes, skipped, bank=bank)
     if dry_run or not changes: return update
     update.saved = bank.snapshot([c.index for c in changes])
@@ -556,6 +813,9 @@ def update_check(model, tokenizer, paragraphs: Sequence[dict], facts: Sequence[d
     before = answers(model, tokenizer, [f["prompt"] for f in untouched])
     before_stated = answers(model, tokenizer, [f["prompt"] for f in stated])
     refused, changes, t0 = [], [], time.perf_counter()
+    old_text = {(f["subject"], f["predicate"]): make_fact(f["subject"], f["predicate"], f["old_object"]).sentence
+                for f in stated if f["old_object"] not in (None, f["object"]) and f["predicate"] in PREDICATES}
+    old_at = dict(zip(old_text, bank.find(list(old_text.values()), tokenizer))) if old_text else {}
     with bank.preserved():
         for p in paragraphs:
             try: changes += update_bank(model, p["text"], tokenizer, **update_kwargs).changes
@@ -563,13 +823,17 @@ def update_check(model, tokenizer, paragraphs: Sequence[dict], facts: Sequence[d
         seconds = (time.perf_counter() - t0) / max(len(paragraphs), 1)
         got = answers(model, tokenizer, [f["prompt"] for f in stated])
         after = answers(model, tokenizer, [f["prompt"] for f in untouched])
+        # a changed fact's old entry must be gone (replaced), not left beside the new one to contradict it
+        replaced = [bank.decode(i, tokenizer) != old_text[k] for k, i in old_at.items() if i is not None]
     ok = [answer_matches(g, f["answer"]) for g, f in zip(got, stated)]
     share = lambda xs: sum(xs) / len(xs) if xs else float("nan")
     kinds = dict(new=lambda f: f["old_object"] is None, changed=lambda f: f["old_object"] not in (None, f["object"]),
                  restated=lambda f: f["old_object"] == f["object"])
     by_subject = {(f["subject"], f["object"]) for f in stated}
     readable = [any(s in c.new_text and o in c.new_text for s, o in by_subject) for c in changes]
+    heldout = [o for o, f in zip(ok, stated) if PREDICATES.get(f["predicate"], {}).get("heldout")]
     return dict(**{f"recall_{k}": share([o for o, f in zip(ok, stated) if is_kind(f)]) for k, is_kind in kinds.items()},
+                recall_all=share(ok), recall_heldout_relations=share(heldout), old_entries_replaced=share(replaced),
                 recall_before_update=share([answer_matches(g, f["answer"]) for g, f in zip(before_stated, stated)]),
                 untouched_unchanged=share([a == b for a, b in zip(before, after)]), writes=len(changes),
                 entries_with_subject_and_object=share(readable), compressed=share([c.compressed for c in changes]),
@@ -577,10 +841,11 @@ def update_check(model, tokenizer, paragraphs: Sequence[dict], facts: Sequence[d
                 examples=[(c.source, c.new_text) for c in sorted(changes, key=lambda c: -len(c.source))[:3]])
 
 # %% ../nbs/14_update.ipynb #c044
-UPDATE_CLI_DEFAULTS = dict(checkpoint=None, text=None, out=None, changes=None, form="canonical", extractor="relation",
+UPDATE_CLI_DEFAULTS = dict(checkpoint=None, text=None, out=None, changes=None, form="canonical", extractor="clauses",
                            compressor=None, trust_remote_code=False, evict="none", usage=None, tokenizer=None,
                            dry_run=False, force=False, overwrite=False)
-EXTRACTORS = dict(relation=RelationExtractor, sentence=lambda: sentence_extractor)
+EXTRACTORS = dict(clauses=ClauseExtractor, relation=lambda tokenizer: RelationExtractor(),      # each made from the tokenizer
+                  sentence=lambda tokenizer: sentence_extractor)
 EVICT = ("none", "least_used")
 UPDATE_CLI_HELP = dict(
     checkpoint="the checkpoint to update (…/checkpoint-N, complete); it is read, never changed",
@@ -688,7 +953,7 @@ def update_bank_command(argv: Sequence[str]) -> BankUpdate:
         tok = load_local_tokenizer(a["tokenizer"])
         model = load_trained(src, tok)
         compressor = LinguaCompressor(a["compressor"], trust_remote_code=a["trust_remote_code"]) if a["compressor"] else None
-        try: update = update_bank(model, text, tok, extractor=EXTRACTORS[a["extractor"]](), form=a["form"], compressor=compressor,
+        try: update = update_bank(model, text, tok, extractor=EXTRACTORS[a["extractor"]](tok), form=a["form"], compressor=compressor,
                                   usage=usage, dry_run=a["dry_run"], force=a["force"])
         except BankFull:
             raise ValueError(f"the bank of {src} is full (no empty entry) and nothing may be evicted: pass evict=least_used to "
