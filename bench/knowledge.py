@@ -23,7 +23,7 @@ regime. The frozen-backbone line (a pretrained Qwen3-architecture backbone, memo
 import argparse, json, time
 import pandas as pd
 import torch
-from common import DATA, RECIPE, equal_size_configs, load_local_tokenizer, n_params, subset_facts, subset_jsonl, trained, write_result
+from common import DATA, RECIPE, equal_size_configs, load_local_tokenizer, n_params, progress, subset_facts, subset_jsonl, trained, write_result
 from explicitlm import knowledge as K
 from explicitlm.config import SEEDS_DESIGN
 from explicitlm.eval import eval_loss, load_facts, mcq_accuracy
@@ -110,7 +110,7 @@ def main(argv=None):
     mcq = load_omcq(DATA / "omcq_heldout.json")
     names = [row_name(n) for n in a.rows]
     rows, paras, t0 = [], {}, time.time()
-    for name in names:
+    for name in progress(names, "knowledge rows"):
         model_over, train_over, kind = ROWS[name]
         steps = a.short_steps if kind == "short" else a.steps
         mem_cfg, base_cfg = equal_size_configs(tok, **(model_over or {}))

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import WORK, DATA, trained, equal_size_configs, write_result
+from common import WORK, DATA, trained, equal_size_configs, progress, write_result
 from explicitlm.config import SEEDS_DESIGN
 from explicitlm.data import load_local_tokenizer
 from explicitlm.eval import load_facts
@@ -48,7 +48,7 @@ def main():
                  ("ours", ours, "relation", "sentence", lingua), ("ours", ours, "sentence", "sentence", lingua),
                  ("seeds' design", seeds, "relation", "canonical", None), ("seeds' design", seeds, "sentence", "sentence", lingua)]
     rows, examples = [], []
-    for name, model, ext, form, comp in rows_spec:
+    for name, model, ext, form, comp in progress(rows_spec, "update_bank rows"):
         extractor = RelationExtractor() if ext == "relation" else sentence_extractor
         r = update_check(model, tok, paragraphs, facts, extractor=extractor, form=form, compressor=comp, force=True)
         rows.append(dict(model=name, extractor=ext, entry=form + (" + LLMLingua" if comp else ""),
