@@ -5,8 +5,8 @@
 #   make check-docs    open every page of _docs/ in headless Chromium; fail on a missing image, a traceback, a dead link
 #   make check-lab     run the tour in JupyterLab in headless Chromium, click the widgets; screenshots in out/lab/
 #   make ci            what .ci/run runs: test, docs, check-docs, check-lab
-# Set-up is done once and remembered by stamp files in .venv/; it is redone when setup.py, settings.ini or a
-# variable below changes. Variables (make VAR=value ...):
+# Set-up is done once and remembered by stamp files in .venv/; it is redone when the contents of setup.py,
+# settings.ini or pyproject.toml, or a variable below, change. Variables (make VAR=value ...):
 #   TORCH_INDEX        where pip takes torch from. Empty (the default): pip's own configuration, which on this
 #                      project's machines and CI is a local CPU wheel. On another machine pick a PyTorch index:
 #                        TORCH_INDEX=https://download.pytorch.org/whl/cpu     the CPU build (about 200 MB)
@@ -33,9 +33,10 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-# the torch choice is part of a stamp's name, so changing it reinstalls torch (and only torch)
+# What a step installs is part of its stamp's name: the torch choice for torch, the contents of setup.py, settings.ini
+# and pyproject.toml for the package (contents, not dates: nbdev_export and git rewrite those files unchanged).
 TORCH_STAMP := $(VENV)/.stamp-torch-$(TORCH_VERSION)-$(subst /,_,$(subst :,_,$(TORCH_INDEX)))
-INSTALL_STAMP := $(VENV)/.stamp-install
+INSTALL_STAMP := $(VENV)/.stamp-install-$(shell cat setup.py settings.ini pyproject.toml | $(PYTHON) -c 'import hashlib, sys; print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest()[:12])')
 BACKBONE_STAMP := $(VENV)/.stamp-smollm2
 SETUP := $(INSTALL_STAMP) $(BACKBONE_STAMP)
 NBS := $(wildcard nbs/*.ipynb)
@@ -56,7 +57,8 @@ $(TORCH_STAMP): | $(PY)
 	$(PIP) install -q "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	touch $@
 
-$(INSTALL_STAMP): setup.py settings.ini pyproject.toml $(TORCH_STAMP)
+$(INSTALL_STAMP): $(TORCH_STAMP)
+	rm -f $(VENV)/.stamp-install-*
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 
@@ -107,4 +109,4 @@ screenshots: check-lab
 ci: test docs check-docs check-lab   # what .ci/run runs (it installs chromium first, as root)
 
 clean:
-	rm -rf _exec _proc _docs out/lab
+	rm -rf _exec _docs out/lab
