@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from explicitlm.data import bundled_data_dir
 from explicitlm.data import load_local_tokenizer
@@ -40,6 +41,14 @@ class PeakRSS:
         self._t = threading.Thread(target=sample, daemon=True); self._t.start()
         return self
     def __exit__(self, *exc): self._done.set(); self._t.join()
+
+
+def progress(items, desc: str, **kwargs):
+    """A progress bar over `items` while a person watches (stderr is a terminal); none when the output goes to a log,
+    which gets the rows each benchmark prints."""
+    return tqdm(items, desc=desc, disable=None, **kwargs)
+
+ON_TERMINAL = sys.stderr.isatty()       # training runs show their own bar on a terminal (TrainConfig.progress)
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -96,7 +105,7 @@ def trained(name: str, model_type: str, mcfg, steps: int, seed: int = 0, retrain
     if ck.exists() and (out / "bench_meta.json").exists() and not retrain:
         meta = json.loads((out / "bench_meta.json").read_text())
         return load_trained(ck, tok), meta["train_seconds"], pd.read_csv(out / "metrics.csv")
-    tc = TrainConfig(out_dir=str(out), model_type=model_type, max_steps=steps, seed=seed, progress=False, overwrite=True,
+    tc = TrainConfig(out_dir=str(out), model_type=model_type, max_steps=steps, seed=seed, progress=ON_TERMINAL, overwrite=True,
                      cache_dir=str(WORK / "cache"), **{**RECIPE, **recipe})
     t0 = time.time()
     res = pretrain(mcfg, tc)

@@ -14,7 +14,7 @@ import argparse, json, time
 import pandas as pd
 import torch
 from transformers import Qwen3ForCausalLM
-from common import DATA, WORK, load_local_tokenizer, n_params, write_result
+from common import DATA, ON_TERMINAL, WORK, load_local_tokenizer, n_params, progress, write_result
 from explicitlm import knowledge as K
 from explicitlm.config import ExplicitLMConfig
 from explicitlm.eval import eval_loss, load_facts, mcq_accuracy
@@ -30,7 +30,7 @@ def train_frozen_memory(bdir, tok, query_hidden, steps, seed):
     t0 = time.time()
     res = train_memory(mcfg, TrainConfig(out_dir=str(WORK / f"frozen_memory_q{query_hidden}_s{steps}"), init_from=str(bdir),
                                          max_steps=steps, **REFERENCE_RECIPE, eval_every=500, eval_batches=8, save_every=10**9, log_every=100,
-                                         monitor_generations=0, progress=False, cache_dir=str(WORK / "cache"), seed=seed,
+                                         monitor_generations=0, progress=ON_TERMINAL, cache_dir=str(WORK / "cache"), seed=seed,
                                          freeze_keys=True, overwrite=True))
     return res.model.eval(), time.time() - t0
 
@@ -79,7 +79,7 @@ def main(argv=None):
     rows = [dict(row="backbone alone (frozen Qwen3-arch LM)", params=n_params(backbone), trainable=0,
                  **quality(backbone, tok, facts, mcq, base_rec))]
     print(rows[-1], flush=True)
-    for query_hidden in a.query_hidden:
+    for query_hidden in progress(a.query_hidden, "memory rows"):
         model, secs = train_frozen_memory(bdir, tok, query_hidden, a.memory_steps, a.seed)
         after = {k.replace("decoder_layer.", ""): v for k, v in model.backbone.state_dict().items()}
         name = f"+ memory, MLP query (query_hidden={query_hidden})" if query_hidden else "+ memory, linear query (the seeds')"

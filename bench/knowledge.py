@@ -23,7 +23,7 @@ regime. The frozen-backbone line (a pretrained Qwen3-architecture backbone, memo
 import argparse, json, random, time
 import pandas as pd
 import torch
-from common import WORK, code_version, DATA, RECIPE, equal_size_configs, load_local_tokenizer, n_params, subset_facts, subset_jsonl, trained, write_result
+from common import WORK, code_version, DATA, RECIPE, equal_size_configs, load_local_tokenizer, n_params, progress, subset_facts, subset_jsonl, trained, write_result
 from explicitlm import knowledge as K
 from explicitlm.config import SEEDS_DESIGN
 from explicitlm.eval import eval_loss, load_facts, mcq_accuracy
@@ -146,7 +146,7 @@ def main(argv=None):
         from explicitlm.backbone import smollm2_path
         from explicitlm.update import LinguaCompressor
         lingua = lingua_wording(LinguaCompressor(smollm2_path()), tok)
-    for name in names:
+    for name in progress(names, "knowledge rows"):
         model_over, train_over, kind = ROWS[name]
         steps = a.short_steps if kind == "short" else a.steps
         mem_cfg, base_cfg = equal_size_configs(tok, **(model_over or {}))

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, trained, equal_size_configs, write_result
+from common import DATA, trained, equal_size_configs, progress, write_result
 from explicitlm.bank import MemoryBank
 from explicitlm.config import ExplicitLMConfig, own_fields
 from explicitlm.corpus import make_entities, fact_sentences
@@ -115,7 +115,7 @@ def main(argv=None):
     sizes, budgets = [int(s) for s in a.sizes.split(",")], [int(b) for b in a.budgets.split(",")]
     fill = filler_sentences(max(sizes) - len(corpus_texts), {f["subject"] for f in facts}, tok, length)
     rows, skipped = [], []
-    for n in sizes:
+    for n in progress(sizes, "bank sizes"):
         t0 = time.time()
         bank = MemoryBank.from_texts(corpus_texts + fill[:n - len(corpus_texts)], tok, n, length, progress=False)
         model, skipped = grown(ours, bank)

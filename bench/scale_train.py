@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, RECIPE, WORK, PeakRSS, write_result
+from common import DATA, ON_TERMINAL, RECIPE, WORK, PeakRSS, progress, write_result
 from scale import STEPS, filler_sentences, grown, measure, reference_model
 from explicitlm.bank import MemoryBank
 from explicitlm.data import PretrainDataset
@@ -27,7 +27,7 @@ from explicitlm.train import TrainConfig, fact_stream, fit
 
 def train_at_size(model, tok, steps: int, out: Path, lr: float, recluster_every: int) -> dict:
     "Train `model` (its own bank) `steps` steps of the reference recipe: tokens/s, wall time, peak resident memory."
-    cfg = TrainConfig(out_dir=str(out), max_steps=steps, seed=1, progress=False, overwrite=True, cache_dir=str(WORK / "cache"),
+    cfg = TrainConfig(out_dir=str(out), max_steps=steps, seed=1, progress=ON_TERMINAL, overwrite=True, cache_dir=str(WORK / "cache"),
                       **{**RECIPE, "learning_rate": lr, "warmup_steps": 10, "eval_every": 10**9, "eval_batches": 2,
                          "recluster_every": recluster_every, "log_every": 10})
     texts = PretrainDataset(DATA / "pretrain.jsonl", tok, model.config.max_seq_len)
@@ -64,7 +64,7 @@ def main(argv=None):
     tok, facts, ours, corpus_texts = reference_model()
     length = ours.config.knowledge_length
     rows = []
-    for size, steps in ((ours.config.knowledge_num, max(30, a.steps // 5)), (a.size, a.steps)):
+    for size, steps in progress(((ours.config.knowledge_num, max(30, a.steps // 5)), (a.size, a.steps)), "bank sizes"):
         n_fill = size - len(corpus_texts) - min(a.free, size // 8)
         fill = filler_sentences(n_fill, {f["subject"] for f in facts}, tok, length)
         t0 = time.time()

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import DATA, trained, equal_size_configs, write_result
+from common import DATA, trained, equal_size_configs, progress, write_result
 from explicitlm.backbone import smollm2_path
 from explicitlm.config import SEEDS_DESIGN
 from explicitlm.data import load_local_tokenizer
@@ -59,7 +59,7 @@ def main(threads: int = 2):
     spec += [("seeds' design", seeds, s, e, f) for s in sets for e, f in [("clauses (generic)", "statement"),
                                                                          ("relation (rule-based)", "canonical")]]
     rows, examples = [], []
-    for name, model, set_name, ext, form in spec:
+    for name, model, set_name, ext, form in progress(spec, "update_bank rows"):
         r = update_check(model, tok, sets[set_name], facts, extractor=extractors[ext](), form=form, compressor=lingua, force=True)
         rows.append(dict(model=name, paragraphs=set_name, extractor=ext, entry=form, **{k: r[k] for k in COLUMNS}))
         examples += [dict(row=f"{name} / {set_name} / {ext} / {form}", source=s, entry=e) for s, e in r["examples"][:2]]

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import importlib.util, os
 from pathlib import Path
-from .files import atomic_path
+from .files import atomic_path, files_written
 
 # %% auto #0
 __all__ = ['SMOLLM2_PACKAGE', 'SMOLLM2_GGUF', 'SMOLLM2_NAME', 'SMOLLM2_INSTALL', 'BACKBONE_ALIASES', 'cache_root', 'smollm2_gguf',
@@ -37,7 +37,7 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     except ImportError: raise ModuleNotFoundError(f"reading the GGUF file needs the package gguf: {SMOLLM2_INSTALL}") from None
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging
-    print(f"converting {gguf.name} into {out} (once; about half a minute)")
+    print(f"converting {gguf.name} into {out} (once; about half a minute; transformers shows the tensors' progress)")
     verbosity = logging.get_verbosity(); logging.set_verbosity_error()
     try:
         loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -49,6 +49,7 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     plain.load_state_dict(loaded.state_dict())
     with atomic_path(out) as tmp:
         plain.save_pretrained(tmp); tok.save_pretrained(tmp)
+    print(files_written([out]))
     return out
 
 def smollm2_path(cache_dir: str | Path | None = None) -> Path:

@@ -5,6 +5,8 @@
 # %% ../nbs/00_config.ipynb #c003
 from __future__ import annotations
 import difflib, inspect, io, linecache, math, re, textwrap, tokenize, typing, types
+from typing import Literal
+import torch   # with Literal: names in the annotations our configs inherit from PreTrainedConfig, resolved here by show_doc
 from dataclasses import dataclass, fields, MISSING
 from transformers import PreTrainedConfig, AutoConfig
 

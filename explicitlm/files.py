@@ -13,7 +13,7 @@ except ImportError: fcntl = None
 
 # %% auto #0
 __all__ = ['LOCK_NAME', 'write_error', 'atomic_path', 'atomic_write_text', 'save_torch', 'load_torch', 'FolderLocked',
-           'pid_alive', 'folder_lock', 'stale_partials', 'remove_stale_partials']
+           'pid_alive', 'folder_lock', 'stale_partials', 'remove_stale_partials', 'files_written']
 
 # %% ../nbs/00a_files.ipynb #c005
 def _remove(p: Path):
@@ -170,3 +170,8 @@ def remove_stale_partials(folder: str | Path) -> list[Path]:
     gone = stale_partials(folder)
     for p in gone: _remove(p)
     return gone
+
+# %% ../nbs/00a_files.ipynb #g002
+def files_written(paths) -> str:
+    "How a command ends: 'wrote:' and each of `paths`, one a line, folders marked with a trailing '/'."
+    return "wrote:\n" + "\n".join(f"  {p}{'/' if Path(p).is_dir() else ''}" for p in paths)

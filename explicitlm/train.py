@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from .config import ExplicitLMConfig, MemoryConfig, apply_overrides, own_fields, field_comments
-from .files import atomic_path, atomic_write_text, load_torch, save_torch, folder_lock, remove_stale_partials
+from .files import atomic_path, atomic_write_text, load_torch, save_torch, folder_lock, remove_stale_partials, files_written
 from .bank import MemoryBank, build_bank
 from .backbone import BACKBONE_ALIASES, resolve_backbone
 from .minimind import MemoryLM, BaselineLM, NoFFNLM
@@ -40,7 +40,7 @@ __all__ = ['MODEL_TYPES', 'PATH_KEYS', 'REFERENCE_RECIPE', 'CHECKPOINT_MARKER', 
            'shape_mismatch', 'resume_training', 'evaluate_and_log', 'accelerator_available', 'fit', 'fact_stream',
            'clear_heldout_relations', 'pretrain', 'code_fingerprint', 'reference_run', 'split_eval', 'train_memory',
            'pretrain_qwen3', 'real_memory_config', 'real_training_facts', 'check_backbone_unchanged',
-           'train_real_memory', 'retrieval_warmup', 'cli_help', 'parse_cli', 'cli_message', 'cli_errors',
+           'train_real_memory', 'retrieval_warmup', 'cli_help', 'parse_cli', 'run_files', 'cli_message', 'cli_errors',
            'pretrain_cli', 'train_memory_cli', 'demo_cli', 'write_accelerate_config']
 
 # %% ../nbs/10_train.ipynb #c006
@@ -970,10 +970,15 @@ def parse_cli(argv: list[str], train_defaults: dict | None = None, prog: str = "
     apply_overrides(argv, model=mcfg, training=tcfg)
     return mcfg, tcfg
 
-def _report(res: TrainResult):
+def run_files(res: TrainResult) -> list[Path]:
+    "What the run wrote: its last checkpoint, then each of `RUN_FILES` that is in its out_dir."
+    return [Path(res.checkpoint_dir)] + [p for p in (Path(res.out_dir) / n for n in RUN_FILES) if p.exists()]
+
+def _report(res: TrainResult, files: bool = True):
+    "The end of a training command: the eval loss before and after, then (`files`) the files it wrote."
     print(f"\nfinished after {res.steps} steps ({res.stopped_by}); eval loss {res.initial_eval_loss if res.initial_eval_loss is not None else float('nan'):.4f}"
           f" → {res.final_eval_loss if res.final_eval_loss is not None else float('nan'):.4f}")
-    print(f"checkpoint: {res.checkpoint_dir}\nmetrics:    {res.metrics_path}")
+    if files: print(files_written(run_files(res)))
 
 def cli_message(e: BaseException) -> str | None:
     """What `cli_errors` prints after `error: ` for `e`, or None for an error it does not handle (a bug: its traceback
@@ -1046,11 +1051,12 @@ def demo_cli(argv: list[str] | None = None):
     shows = tcfg.model_type == "memory" and tcfg.knowledge_path is None        # the bank changes after training
     facts = load_facts(_bundled(tcfg.facts_path, "facts.jsonl"), require=("uuid", "prompt", "answer")) if shows else None
     res = pretrain(mcfg, tcfg)
-    _report(res)
-    if not shows or not getattr(res.model, "uses_memory", False): return
-    from explicitlm.knowledge import demo_bank_changes
-    demo_bank_changes(res.model, res.tokenizer, facts)
-    print(f"\nlook at the metrics: pandas.read_csv('{res.metrics_path}')")
+    _report(res, files=False)
+    if shows and getattr(res.model, "uses_memory", False):
+        from explicitlm.knowledge import demo_bank_changes
+        demo_bank_changes(res.model, res.tokenizer, facts)       # (in memory: the checkpoint keeps the trained bank)
+    print("\n" + files_written(run_files(res)))
+    print(f"look at the metrics: pandas.read_csv('{res.metrics_path}')")
 
 if __name__ == "__main__" and not hasattr(sys, "ps1") and "ipykernel" not in sys.modules:
     cmds = {"pretrain": pretrain_cli, "train_memory": train_memory_cli, "demo": demo_cli}

@@ -949,16 +949,20 @@ def update_bank_command(argv: Sequence[str]) -> BankUpdate:
     if a["changes"] and changes_path.exists() and not a["overwrite"]:
         raise FileExistsError(f"changes={changes_path} exists (the change list of an earlier update?): choose another path or pass overwrite=true")
     usage = _selection_counts(a, src)
-    with quiet_progress():
+    from tqdm.auto import tqdm             # a bar on a terminal only (disable=None): captured, stderr stays empty on success
+    with quiet_progress(), tqdm(total=2, desc="update-bank", unit="step", disable=None, leave=False) as bar:
+        bar.set_postfix_str(f"loading {src}")
         tok = load_local_tokenizer(a["tokenizer"])
         model = load_trained(src, tok)
         compressor = LinguaCompressor(a["compressor"], trust_remote_code=a["trust_remote_code"]) if a["compressor"] else None
+        bar.update(); bar.set_postfix_str(f"reading the facts of {a['text']}")
         try: update = update_bank(model, text, tok, extractor=EXTRACTORS[a["extractor"]](tok), form=a["form"], compressor=compressor,
                                   usage=usage, dry_run=a["dry_run"], force=a["force"])
         except BankFull:
             raise ValueError(f"the bank of {src} is full (no empty entry) and nothing may be evicted: pass evict=least_used to "
                              f"overwrite the least-selected entries (counts: {src.parent / 'selection_usage.pt'} or usage=<file>; "
                              "each overwritten entry is listed), or clear entries first") from None
+        bar.update(); bar.close()              # (the bar's line is cleared before the changes are printed)
         print(update.frame().to_string(index=False, max_colwidth=60) if update.changes else "no change: the bank already says all of it")
         for s in update.skipped: print(f"already in the bank (entry {s['index']}): {s['text']!r}")
         if update.evicted:
