@@ -4,7 +4,7 @@ Benchmarks are scripts, not tests: each prints its tables and writes them to `be
 Everything runs on CPU with the bundled data; trained checkpoints are cached under `bench/work/` (git-ignored).
 """
 from __future__ import annotations
-import functools, json, os, platform, random, resource, sys, threading, time
+import dataclasses, functools, json, os, platform, random, resource, sys, threading, time
 from pathlib import Path
 
 import pandas as pd
@@ -104,7 +104,11 @@ def trained(name: str, model_type: str, mcfg, steps: int, seed: int = 0, retrain
     tok = load_local_tokenizer()
     if ck.exists() and (out / "bench_meta.json").exists() and not retrain:
         meta = json.loads((out / "bench_meta.json").read_text())
-        return load_trained(ck, tok), meta["train_seconds"], pd.read_csv(out / "metrics.csv")
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        same = lambda r: {**defaults, **{k: v for k, v in r.items() if k in defaults}}
+        if same(meta["recipe"]) == same({**RECIPE, **recipe}) and meta["model_type"] == model_type:
+            return load_trained(ck, tok), meta["train_seconds"], pd.read_csv(out / "metrics.csv")
+        print(f"{out}: trained with another recipe than {name}'s; training it again")
     tc = TrainConfig(out_dir=str(out), model_type=model_type, max_steps=steps, seed=seed, progress=ON_TERMINAL, overwrite=True,
                      cache_dir=str(WORK / "cache"), **{**RECIPE, **recipe})
     t0 = time.time()
