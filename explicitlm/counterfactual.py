@@ -15,8 +15,8 @@ from .data import load_records
 
 # %% auto #0
 __all__ = ['OPENERS', 'ASIDES', 'FUNCTION_WORDS', 'RECORDS', 'WORDINGS', 'HELDOUT_WORDINGS', 'HELDOUT_PHRASE_WORDS',
-           'FACT_FIELDS', 'statement_templates', 'entry_text', 'compress_words', 'everyday_words', 'random_phrase',
-           'entry_wording', 'check_fact', 'load_facts', 'FactBatch', 'FactStream']
+           'FACT_FIELDS', 'INVENTED_FORMS', 'statement_templates', 'entry_text', 'compress_words', 'everyday_words',
+           'random_phrase', 'entry_wording', 'check_fact', 'load_facts', 'FactBatch', 'FactStream']
 
 # %% ../nbs/06a_counterfactual.ipynb #c006
 def statement_templates(predicate: str) -> list[str]:
@@ -60,8 +60,12 @@ def everyday_words(tokenizer) -> list[str]:
     return sorted({t[1:] for t in tokenizer.get_vocab() if t[:1] in ("Ġ", "▁") and t[1:].isalpha() and t[1:].islower()
                    and len(t) > 3})
 
-# the words of the held-out openers and asides never come up in random ones: those stay wordings no training step writes
-HELDOUT_PHRASE_WORDS = frozenset(w for p in OPENERS["heldout"] + ASIDES["heldout"] for w in re.findall(r"[a-z]+", p.lower()))
+# the words of the held-out openers and asides, and of the held-out relations' phrasings, never come up in random ones:
+# those stay wordings and relations no training step writes
+HELDOUT_PHRASE_WORDS = frozenset(w for p in [*OPENERS["heldout"], *ASIDES["heldout"],
+                                             *(t for r in HELDOUT_RELATIONS for k in ("canonical", "train", "eval")
+                                               for t in ([PREDICATES[r][k]] if k == "canonical" else PREDICATES[r][k]))]
+                                 for w in re.findall(r"[a-z]+", p.lower().replace("{s}", "").replace("{o}", "")))
 
 def random_phrase(words: Sequence[str], rng: random.Random, lo: int = 1, hi: int = 4) -> str:
     "`lo` to `hi` random words of `words`: an opener or aside the model has never seen, so it learns to read past any."
@@ -134,17 +138,17 @@ class FactStream:
     def __init__(self, facts, tokenizer, bank: MemoryBank, texts: Sequence[str] = (), n_facts: int = 24,
                  n_texts: int = 8, max_facts: int = 3, counterfactual: float = 1.0, two_hop: float = 0.15,
                  delete: float = 0.1, new_subjects: float = 0.2, distractors: int = 0, max_len: int = 128, seed: int = 0,
-                 splits=("train",), wordings: float = 0.0, exclude: Sequence[str] = HELDOUT_RELATIONS):
+                 splits=("train",), wordings: float = 0.0, exclude: Sequence[str] = HELDOUT_RELATIONS, invented: float = 0.0):
         for name, p in dict(counterfactual=counterfactual, two_hop=two_hop, delete=delete, new_subjects=new_subjects,
-                            wordings=wordings).items():
+                            wordings=wordings, invented=invented).items():
             if not 0 <= p <= 1: raise ValueError(f"{name}={p} must be a probability in [0, 1]")
         if n_facts < 0 or n_texts < 0 or n_facts + n_texts == 0:
             raise ValueError(f"n_facts={n_facts} and n_texts={n_texts} must be >= 0 and not both 0")
         self.tokenizer, self.bank, self.seed, self.max_len = tokenizer, bank, seed, max_len
         self.n_facts, self.n_texts, self.max_facts, self.distractors = n_facts, n_texts, max_facts, distractors
-        self.p = dict(counterfactual=counterfactual, two_hop=two_hop, delete=delete, new_subjects=new_subjects)
+        self.p = dict(counterfactual=counterfactual, two_hop=two_hop, delete=delete, new_subjects=new_subjects, invented=invented)
         self.wordings, self.exclude = wordings, frozenset(exclude)  # share of entries in other wordings; relations never stated
-        self.words = [w for w in everyday_words(tokenizer) if w not in HELDOUT_PHRASE_WORDS] if wordings else []
+        self.words = [w for w in everyday_words(tokenizer) if w not in HELDOUT_PHRASE_WORDS] if wordings or invented else []
         facts = load_facts(facts)                  # a bad record fails here, naming its line and field
         entries = bank.find([f["sentence"] for f in facts], tokenizer)
         self.facts = [dict(f, entry=e) for f, e in zip(facts, entries) if e is not None]
@@ -246,6 +250,22 @@ def _two_hop_sequence(stream: FactStream, rng: random.Random, row: int, writes: 
     prompt, o, rest = _statement(stream, chain["template"], f1["subject"], obj, True)
     return prompt + o + rest, [(row, len(prompt) - 1 + k, f1["entry"], e2) for k in range(len(o))]
 
+INVENTED_FORMS = ("{s}'s {r} is {o}.", "{s}'s {r} was {o}.", "The {r} of {s} is {o}.", "{s} {r} {o}.")
+
+def _invented_sequence(stream: FactStream, rng: random.Random, row: int, writes: dict, free: list) -> tuple[list[int], list]:
+    """A fact of a relation made up for this step — a phrase of random everyday words, its object a random number, word or
+    name — about a training subject, written into an empty slot and stated in the same words: no weight can know it,
+    and no relation's reading rule reads it; only reading the entry by its words answers it (relations never trained)."""
+    if not free or not stream.words: return [], []
+    s, r = rng.choice(stream.subjects), random_phrase(stream.words, rng, 1, 3)
+    o = rng.choice([str(rng.randint(10, 9999)), rng.choice(stream.words), invented_word(rng, 2)])
+    t = rng.choice(INVENTED_FORMS).replace("{r}", r)
+    if len(stream.encode(t.format(s=s, o=o), cache=False)) > stream.bank.knowledge_length: return [], []
+    entry = free.pop()
+    writes[entry] = t.format(s=s, o=o)
+    prompt, obj, rest = _statement(stream, t, s, o, True)
+    return prompt + obj + rest, [(row, len(prompt) - 1 + k, entry, entry) for k in range(len(obj))]
+
 @patch
 @torch.no_grad()
 def batch(self: FactStream, step: int) -> FactBatch:
@@ -257,8 +277,9 @@ def batch(self: FactStream, step: int) -> FactBatch:
     for _ in range(self.n_facts):
         for _attempt in range(10):            # a draw can collide with an entry this batch already rewrote: redraw
             row = len(sequences)
-            two = self.chains and rng.random() < self.p["two_hop"]
-            ids, s = _two_hop_sequence(self, rng, row, writes) if two else _fact_sequence(self, rng, row, writes, free)
+            if self.p["invented"] and rng.random() < self.p["invented"]: ids, s = _invented_sequence(self, rng, row, writes, free)
+            elif self.chains and rng.random() < self.p["two_hop"]: ids, s = _two_hop_sequence(self, rng, row, writes)
+            else: ids, s = _fact_sequence(self, rng, row, writes, free)
             if ids: break
         if not ids: continue
         sequences.append(ids[:self.max_len - 1] + [self.tokenizer.eos_token_id]); sup += [r for r in s if r[1] < self.max_len - 1]

@@ -85,6 +85,8 @@ class TrainConfig:
                                         # sees them, not even as a wrong entry); they are written at evaluation
     entry_wordings: float = 0.0         # share of the entries a fact batch rewrites in another wording than the canonical
                                         # sentence (explicitlm.counterfactual.WORDINGS): a reader of entries in any wording
+    invented_relations: float = 0.0     # share of fact statements of a relation made up for the step (random words, written
+                                        # into an empty slot): reading an entry by its words, as a relation never trained needs
     teacher_forcing: float = 0.8        # share of supervised positions where the memory layers are given the right entry
     retrieval_weight: float = 1.0       # weight of the retrieval loss at supervised positions (0: the seeds' unsupervised keys)
     retrieval_negatives: int = 512      # random negatives of the retrieval loss per step, beside the gate's own candidates
@@ -127,7 +129,8 @@ class TrainConfig:
         for name in ("max_steps", "batch_size", "accumulation_steps", "eval_every", "eval_batches", "save_every", "log_every"):
             if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.retrieval_warmup < 0: raise ValueError(f"retrieval_warmup={self.retrieval_warmup} must be >= 0 (0: no warm-up)")
-        for name in ("counterfactual", "two_hop", "delete", "new_subjects", "teacher_forcing", "noise_prefix", "entry_wordings"):
+        for name in ("counterfactual", "two_hop", "delete", "new_subjects", "teacher_forcing", "noise_prefix", "entry_wordings",
+                     "invented_relations"):
             if not 0 <= getattr(self, name) <= 1: raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1]")
         if self.fact_sequences < 0: raise ValueError(f"fact_sequences={self.fact_sequences} must be >= 0")
         known = accelerate_trackers()
@@ -154,7 +157,8 @@ class TrainConfig:
 
 # %% ../nbs/10_train.ipynb #c009
 # how the reference model trains (the demo, the tour, the snapshots and the benchmarks): 8 texts + 24 fact statements per step
-REFERENCE_RECIPE = dict(batch_size=8, fact_sequences=24, learning_rate=2e-3, warmup_steps=30, entry_wordings=0.5)
+REFERENCE_RECIPE = dict(batch_size=8, fact_sequences=24, learning_rate=2e-3, warmup_steps=30, entry_wordings=0.5,
+                        invented_relations=0.15)
 
 def cpu_demo_config(tokenizer=None, **overrides) -> ExplicitLMConfig:
     "A small model config for the bundled corpus (vocab from `tokenizer`, default the bundled one)."
@@ -702,7 +706,7 @@ def fact_stream(cfg: TrainConfig, tokenizer, bank, texts: list[str], with_bank: 
                       counterfactual=cfg.counterfactual if with_bank else 0.0, two_hop=cfg.two_hop,
                       delete=cfg.delete if with_bank else 0.0, new_subjects=cfg.new_subjects if with_bank else 0.0,
                       distractors=cfg.distractors if with_bank else 0, max_len=max_len, seed=cfg.seed,
-                      wordings=cfg.entry_wordings if with_bank else 0.0)
+                      wordings=cfg.entry_wordings if with_bank else 0.0, invented=cfg.invented_relations if with_bank else 0.0)
 
 def clear_heldout_relations(bank, tokenizer, knowledge_path) -> int:
     """Empty the entries of `bank` that state facts of `HELDOUT_RELATIONS` (the knowledge file's records name their
