@@ -9,7 +9,8 @@ queries, the coverage term, the copy head; bench/editing.py trains it) beside th
 3. Peak tensor memory of those two steps (fresh processes, every allocation of torch's CPU allocator).
 4. Answering edited facts: the memory model with 10,000 CounterFact edits in its bank against the bare backbone with k edit
    sentences before each prompt (in-context editing; the case's own edit and k-1 others), the same batch; the crossover k.
-5. What a new user gets from `ExplicitLM.from_backbone(backbone, MemoryConfig())` beside the recipe's memory.
+5. What a new user gets from `ExplicitLM.from_backbone(backbone, MemoryConfig(...))` (memory in every layer) beside the
+   recipe's memory, reading the same bank.
 
 The memory's weights are freshly initialised: its speed does not depend on training except through how often the null
 decision reads (timed both ways). The bank holds ParaRel's facts as the recipe writes them (data: ../shared/data, as for
@@ -207,10 +208,13 @@ def crossover(df: pd.DataFrame, memory_row: str) -> str:
     return f"k={min(slower)}" if slower else "none of the k measured"
 
 
-def new_user_default(tok, bare, cases, rounds=2, batch=8, new_tokens=16):
-    "Trainable parameters and generation tokens/s of `from_backbone(smollm2, MemoryConfig())` (empty bank), beside the bare backbone."
+def new_user_default(model, tok, bare, cases, rounds=2, batch=8, new_tokens=16):
+    """Trainable parameters and generation tokens/s of `from_backbone(smollm2, MemoryConfig(...))` with the default memory
+    (a memory layer in every decoder layer, writing to the residual stream) reading the recipe's bank, beside the bare backbone."""
     torch.manual_seed(0)
-    m = ExplicitLM.from_backbone("smollm2", MemoryConfig(pad_token_id=tok.pad_token_id)).eval()
+    c = model.config
+    cfg = MemoryConfig(knowledge_num=c.knowledge_num, knowledge_length=c.knowledge_length, pad_token_id=c.pad_token_id)
+    m = ExplicitLM.from_backbone("smollm2", cfg, bank=model.bank).eval()
     enc = prompts_of(tok, cases[:batch])
     t = interleaved({"new-user default": lambda: greedy(m, enc, tok, new_tokens), "bare": lambda: greedy(bare, enc, tok, new_tokens)}, rounds)
     r = m.parameter_report(verbose=False)
@@ -259,7 +263,7 @@ def main(argv=None):
     pk = None if a.skip_peaks else peaks((a.pararel, a.counterfact), steps=1 if a.quick else 3)
     if pk is not None: print(pk, flush=True)
     ops = top_ops(model, tok, cases, stream, cfg)
-    default = None if a.skip_default else new_user_default(tok, bare, cases, rounds=1 if a.quick else 2)
+    default = None if a.skip_default else new_user_default(model, tok, bare, cases, rounds=1 if a.quick else 2)
     r = model.parameter_report(verbose=False)
     extra = [("Memory-training step vs the bare backbone's forward+backward (same batches)", tr),
              ("Answering edited facts: 10,000 edits in the bank vs k edit sentences in context (same 8 prompts, 8 new tokens)", ed)]
@@ -285,7 +289,8 @@ def main(argv=None):
              "CPU, float32, 2 torch threads; this machine's 2 cores were shared with other sessions' work while it ran: read the "
              "ratios, not the absolute numbers."]
     if default is not None:
-        notes.append(f"New-user default, `ExplicitLM.from_backbone('smollm2', MemoryConfig())` (empty 1,048,576-entry bank): "
+        notes.append(f"New-user default, `ExplicitLM.from_backbone('smollm2', MemoryConfig(knowledge_num=..., knowledge_length=...))` "
+                     "with the recipe's bank (the default 1,048,576-entry bank would hold a key cache of 512 MiB in each layer): "
                      f"{default['memory_layers']} memory layers, {default['trainable']:,} trainable parameters, generation "
                      f"{default['generate_tokens_per_s']:.1f} tokens/s = {default['ratio_to_bare']:.2f}x the bare backbone.")
     notes.append(f"Total wall time {time.time() - t0:.0f}s.")

@@ -87,6 +87,7 @@ class ReadOutput:
 
 class SlotReader(nn.Module):
     "Cross-attention from each position over the token slots of its selected entries, plus a null slot."
+    table_limit = 1 << 23      # largest vocabulary × width given a token table in inference (32 MiB in float32; see below)
     def __init__(self, config: MemoryConfig, hidden_size: int, eps: float = 1e-6):
         super().__init__()
         d = hidden_size
@@ -106,7 +107,8 @@ class SlotReader(nn.Module):
         embedding) changes. `prev` `[V + 1, d]` is `prev_proj` of every token's embedding (last row zeros: no previous
         token), so a slot state takes lookups and a norm instead of a `[n·L, d] × [d, d]` product; `qk` = W_qᵀW_k and
         `qn` = W_qᵀ·null_key give a position's slot and null logits from its hidden state in one product each, and `ov` =
-        (W_o W_v)ᵀ projects what was read once. Holds V × d numbers (an embedding table's size) and 2 d². With autograd
+        (W_o W_v)ᵀ projects what was read once. Holds 2 d² numbers, and V × d (an embedding table's size) for `prev` when
+        that is at most `table_limit` (a large vocabulary × width: no table, the product as in training). With autograd
         (training) they are dropped and the weights are used as they are."""
         if torch.is_grad_enabled():
             self.derived = None
@@ -114,18 +116,19 @@ class SlotReader(nn.Module):
         w = embed.weight
         signature = (id(w), w.data_ptr(), w._version, *(p._version for p in self.parameters()))
         if self.derived is None or self.derived["signature"] != signature:
-            V, dt = w.shape[0], self.slot_pos.dtype
-            ids = torch.arange(V, device=w.device)
-            prev = [self.prev_proj(embed(c).to(dt)) for c in ids.split(8192)] + [w.new_zeros(1, w.shape[1], dtype=dt)]
+            V, dt, prev = w.shape[0], self.slot_pos.dtype, None
+            if V * w.shape[1] <= self.table_limit:
+                ids = torch.arange(V, device=w.device)
+                prev = torch.cat([self.prev_proj(embed(c).to(dt)) for c in ids.split(8192)] + [w.new_zeros(1, w.shape[1], dtype=dt)])
             qt = self.q_proj.weight.T
-            self.derived = dict(signature=signature, prev=torch.cat(prev), qk=qt @ self.k_proj.weight, qn=qt @ self.null_key,
+            self.derived = dict(signature=signature, prev=prev, qk=qt @ self.k_proj.weight, qn=qt @ self.null_key,
                                 ov=(self.o_proj.weight @ self.v_proj.weight).T if self.writes else None)
         return self.derived
 
     def slot_states(self, tokens: torch.Tensor, embed: nn.Module, derived: dict | None = None) -> torch.Tensor:
         "Slot states `[n, L, d]` of entries `tokens` `[n, L]`: token + slot position + the previous token, normalised."
         e = embed(tokens).to(self.slot_pos.dtype)
-        if derived is not None:                                  # the previous slot's token, projected: a lookup
+        if derived is not None and derived["prev"] is not None:   # the previous slot's token, projected: a lookup
             prev = F.embedding(F.pad(tokens, (1, 0), value=len(derived["prev"]) - 1)[:, :-1], derived["prev"])
         else: prev = self.prev_proj(F.pad(e, (0, 0, 1, 0))[:, :-1])   # the previous slot's token embedding, projected
         return self.slot_norm(e + self.slot_pos[:e.shape[1]] + prev)
