@@ -331,8 +331,9 @@ def main(argv=None):
     ap.add_argument("--backbones-only", action="store_true", help="only the memory/baseline table by backbone size and the top "
                     "operators of generation at the seeds' size (freshly initialised models: no trained checkpoint needed)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the backbone-size table")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on a machine whose cores other work keeps busy)")
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     t0 = time.time()
     if a.backbones_only: return backbones_table(a.name, a.rounds)
     if not a.skip_training: training_table(a.name)
@@ -404,7 +405,7 @@ def backbones_table(name="", rounds=3):
                   f"size, freshly initialised; training: {rounds} interleaved rounds of 4 steps of each model; generation 8 prompts "
                   "x 32 new tokens, KV cache, greedy, the gate selecting at every position (null_threshold=-1), one per round "
                   "and model, interleaved.",
-                  "CPU, float32, 2 torch threads; the machine's 2 cores were shared with other sessions' work while it ran: read "
+                  f"CPU, float32, {torch.get_num_threads()} torch thread(s); the machine's 2 cores were shared with other sessions' work while it ran: read "
                   "the ratios (each from one run), and compare runs minutes apart for their spread.",
                   f"Total wall time {time.time() - t0:.0f}s."],
                  dict(rounds=rounds), extra=[("Top operators by self CPU time of one generation at the seeds' size (8 x 32 tokens; ms, calls)", ops)])

@@ -136,10 +136,10 @@ def training(model, bare, stream, cfg, rounds=4, steps=3):
     return pd.DataFrame([dict(step=k, ms=1000 * s, ratio_to_bare=s / base) for k, s in per.items()])
 
 
-def _peak_child(kind, paths, steps, q):
+def _peak_child(kind, paths, steps, threads, q):
     "In a fresh process: peak live tensor bytes over `steps` steps of `kind` ('memory' or 'bare'), and the bank's and memory's bytes."
     from torch.profiler import profile, ProfilerActivity
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         with torch.profiler.record_function("setup"):
             model, bare, tok, stream, cfg = recipe_model(*paths, bare=kind == "bare")
@@ -172,7 +172,7 @@ def in_fresh_process(target, *args):
 def peaks(paths, steps=3):
     """Peak live tensor memory of a memory-training step and of the bare backbone's forward+backward (the memory model's
     batches); target: memory <= bare + 1.5x (the bank's bytes + the memory parameters' bytes)."""
-    got = {k: in_fresh_process(_peak_child, k, paths, steps) for k in ("memory", "bare")}
+    got = {k: in_fresh_process(_peak_child, k, paths, steps, torch.get_num_threads()) for k in ("memory", "bare")}
     m, b = got["memory"], got["bare"]
     allowance = 1.5 * (m["bank"] + m["memory"])
     return pd.DataFrame([dict(step="memory-training step (recipe)", live_at_start_mib=m["start"], peak_mib=m["peak"],
@@ -253,9 +253,10 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds of generation and training (editing: one fewer)")
     ap.add_argument("--skip-peaks", action="store_true"); ap.add_argument("--skip-default", action="store_true")
     ap.add_argument("--skip-editing", action="store_true")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on a machine whose cores other work keeps busy)")
     ap.add_argument("--name", default="", help="suffix of the result file")
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     t0, rounds = time.time(), (1 if a.quick else a.rounds)
     model, bare, tok, stream, cfg = recipe_model(a.pararel, a.counterfact)
     cases = load_counterfact(a.counterfact)
@@ -291,7 +292,7 @@ def main(argv=None):
              "the case's own edit sentence, then k-1 other cases' edit sentences, then the prompt.",
              "Peak tensor memory: every allocation of torch's CPU allocator from before the model is built (torch.profiler, "
              "profile_memory), 3 steps in a fresh process each; allowance = 1.5 x (bank token ids + memory parameters).",
-             "CPU, float32, 2 torch threads; this machine's 2 cores were shared with other sessions' work while it ran: read the "
+             f"CPU, float32, {torch.get_num_threads()} torch thread(s); this machine's 2 cores were shared with other sessions' work while it ran: read the "
              "ratios, not the absolute numbers."]
     if default is not None:
         notes.append(f"New-user default, `ExplicitLM.from_backbone('smollm2', MemoryConfig(knowledge_num=..., knowledge_length=...))` "
