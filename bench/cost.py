@@ -328,9 +328,14 @@ def main(argv=None):
     ap.add_argument("--skip-retrieval", action="store_true", help="only the training-cost table")
     ap.add_argument("--skip-training", action="store_true", help="only the retrieval table")
     ap.add_argument("--name", default="", help="suffix of the result files (e.g. to keep a run of an older checkout apart)")
+    ap.add_argument("--backbones-only", action="store_true", help="only the memory/baseline table by backbone size and the top "
+                    "operators of generation at the seeds' size (freshly initialised models: no trained checkpoint needed)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the backbone-size table")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on a machine whose cores other work keeps busy)")
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     t0 = time.time()
+    if a.backbones_only: return backbones_table(a.name, a.rounds)
     if not a.skip_training: training_table(a.name)
     if not a.skip_retrieval: retrieval_table(a.sizes, t0, a.name)
 
@@ -368,6 +373,42 @@ def training_table(name=""):
                         ("Where a training step's time goes (ms per step)", parts),
                         ("Memory/baseline by backbone size (the memory layer's overhead is mostly per operation)", sizes),
                         ("Top operators by self CPU time per training step (torch.profiler, 10 steps)", ops)])
+
+
+def generation_top_ops(n=12, batch=8, new_tokens=32):
+    """torch.profiler's top `n` operators by self CPU time of one KV-cached greedy generation at the seeds' size (ms per
+    generation, calls), memory model (gate reading at every position) and baseline, freshly initialised."""
+    from torch.profiler import profile, ProfilerActivity
+    tok, cols = load_local_tokenizer(), []
+    texts = [json.loads(l)["text"] for l in (DATA / "pretrain_eval.jsonl").read_text().splitlines() if l.strip()]
+    prompt = torch.tensor([i[:24] for i in (tok.encode(t, add_special_tokens=False) for t in texts) if len(i) >= 24][:batch])
+    for kind in ("memory", "baseline"):
+        m = setup(kind, tok, **BACKBONES["seeds' size (dim 512, 8 layers)"])[0].eval()
+        with torch.no_grad():
+            for layer in getattr(m, "memory_modules", dict)().values(): layer.memory_gate.null_threshold.fill_(-1.0)
+            run = lambda: m.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens, do_sample=False,
+                                     use_cache=True, eos_token_id=None, pad_token_id=0)
+            run()
+            with profile(activities=[ProfilerActivity.CPU]) as prof: run()
+        ev = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:n]
+        cols.append(pd.DataFrame({f"{kind} op": [e.key[:48] for e in ev], f"{kind} ms": [e.self_cpu_time_total / 1e3 for e in ev],
+                                  f"{kind} calls": [e.count for e in ev]}))
+    return pd.concat(cols, axis=1)
+
+
+def backbones_table(name="", rounds=3):
+    t0 = time.time()
+    sizes = backbone_scaling(rounds=rounds)
+    ops = generation_top_ops()
+    write_result("cost_backbones" + name, "Cost by backbone size: memory/baseline tokens/s (freshly initialised, equal size)", sizes,
+                 [f"The same recipe and equal-size pairs (fusion_dim matched) at the bundled reference size and at the seeds' MiniMind "
+                  f"size, freshly initialised; training: {rounds} interleaved rounds of 4 steps of each model; generation 8 prompts "
+                  "x 32 new tokens, KV cache, greedy, the gate selecting at every position (null_threshold=-1), one per round "
+                  "and model, interleaved.",
+                  f"CPU, float32, {torch.get_num_threads()} torch thread(s); the machine's 2 cores were shared with other sessions' work while it ran: read "
+                  "the ratios (each from one run), and compare runs minutes apart for their spread.",
+                  f"Total wall time {time.time() - t0:.0f}s."],
+                 dict(rounds=rounds), extra=[("Top operators by self CPU time of one generation at the seeds' size (8 x 32 tokens; ms, calls)", ops)])
 
 
 def retrieval_table(sizes, t0, name=""):

@@ -350,6 +350,12 @@ def from_backbone(cls: ExplicitLM, path_or_model, config: MemoryConfig | None = 
     if saved is not None:
         check_memory_fits(saved, backbone)
         if memory_layers is None: memory_layers = saved["memory_layers"]
+    n_layers = len(decoder_layers(backbone))
+    if memory_layers is None and config.memory_layers is None and n_layers > 4:
+        warnings.warn(f"memory_layers=None puts a memory layer in every one of the backbone's {n_layers} decoder layers: many "
+                      "trainable parameters and slow generation (bench/results/cost_real.md measures it over SmolLM2-135M); the "
+                      f"real-backbone recipe reads the bank in one, at 2/3 of the depth: memory_layers=[{round(2 * n_layers / 3)}] "
+                      "(explicitlm.train.real_memory_config). Pass memory_layers to choose (a list of all of them keeps this default)")
     changes = {} if memory_layers is None else dict(memory_layers=list(memory_layers))
     if isinstance(path_or_model, (str, Path)): changes["backbone_path"] = str(path_or_model)
     model = cls(FrozenBackboneConfig.from_config(config, backbone_config=backbone.config, **changes), backbone, bank, memory_dtype)

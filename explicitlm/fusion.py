@@ -106,6 +106,7 @@ def match_features(tokens: torch.Tensor, current: torch.Tensor, seen: tuple | No
 
 class SlotReader(nn.Module):
     "Cross-attention from each position over the token slots of its selected entries, plus a null slot."
+    table_limit = 1 << 23      # largest vocabulary × width given a token table in inference (32 MiB in float32; see below)
     def __init__(self, config: MemoryConfig, hidden_size: int, eps: float = 1e-6):
         super().__init__()
         d = hidden_size
@@ -121,12 +122,38 @@ class SlotReader(nn.Module):
         if config.reader_match:                           # weights of `match_features`, set by the query (see below)
             self.match_proj = nn.Linear(d, len(MATCH_FEATURES))
             with torch.no_grad(): self.match_proj.weight.zero_(); self.match_proj.bias.copy_(torch.tensor(MATCH_PRIOR))
+        self.derived: dict | None = None                      # weights derived for inference (`inference_weights`)
 
-    def slot_states(self, tokens: torch.Tensor, embed: nn.Module) -> torch.Tensor:
+    def inference_weights(self, embed: nn.Module) -> dict | None:
+        """Without autograd (generation, evaluation): weights derived from the reader's own, kept until one of them (or the
+        embedding) changes. `prev` `[V + 1, d]` is `prev_proj` of every token's embedding (last row zeros: no previous
+        token), so a slot state takes lookups and a norm instead of a `[n·L, d] × [d, d]` product; `qk` = W_qᵀW_k and
+        `qn` = W_qᵀ·null_key give a position's slot and null logits from its hidden state in one product each, and `ov` =
+        (W_o W_v)ᵀ projects what was read once. Holds 2 d² numbers, and V × d (an embedding table's size) for `prev` when
+        that is at most `table_limit` (a large vocabulary × width: no table, the product as in training). With autograd
+        (training) they are dropped and the weights are used as they are."""
+        if torch.is_grad_enabled():
+            self.derived = None
+            return None
+        w = embed.weight
+        signature = (id(w), w.data_ptr(), w._version, *(p._version for p in self.parameters()))
+        if self.derived is None or self.derived["signature"] != signature:
+            V, dt, prev = w.shape[0], self.slot_pos.dtype, None
+            if V * w.shape[1] <= self.table_limit:
+                ids = torch.arange(V, device=w.device)
+                prev = torch.cat([self.prev_proj(embed(c).to(dt)) for c in ids.split(8192)] + [w.new_zeros(1, w.shape[1], dtype=dt)])
+            qt = self.q_proj.weight.T
+            self.derived = dict(signature=signature, prev=prev, qk=qt @ self.k_proj.weight, qn=qt @ self.null_key,
+                                ov=(self.o_proj.weight @ self.v_proj.weight).T if self.writes else None)
+        return self.derived
+
+    def slot_states(self, tokens: torch.Tensor, embed: nn.Module, derived: dict | None = None) -> torch.Tensor:
         "Slot states `[n, L, d]` of entries `tokens` `[n, L]`: token + slot position + the previous token, normalised."
         e = embed(tokens).to(self.slot_pos.dtype)
-        prev = F.pad(e, (0, 0, 1, 0))[:, :-1]                         # the previous slot's token embedding
-        return self.slot_norm(e + self.slot_pos[:e.shape[1]] + self.prev_proj(prev))
+        if derived is not None and derived["prev"] is not None:   # the previous slot's token, projected: a lookup
+            prev = F.embedding(F.pad(tokens, (1, 0), value=len(derived["prev"]) - 1)[:, :-1], derived["prev"])
+        else: prev = self.prev_proj(F.pad(e, (0, 0, 1, 0))[:, :-1])   # the previous slot's token embedding, projected
+        return self.slot_norm(e + self.slot_pos[:e.shape[1]] + prev)
 
     def forward(self, x: torch.Tensor, indices: torch.Tensor, bank: MemoryBank, embed: nn.Module,
                 similarity: torch.Tensor, current: torch.Tensor | None = None, prefix: Prefix | None = None) -> ReadOutput:
@@ -135,36 +162,47 @@ class SlotReader(nn.Module):
         the match features."""
         B, S, k = indices.shape
         L, d = bank.knowledge_length, x.shape[-1]
-        out = x.new_zeros(B, S, d) if self.writes else None
-        copy_logits = x.new_full((B, S, k * L), -1e4)
-        slot_tokens = indices.new_full((B, S, k * L), self.pad_token_id)
         reading = (indices >= 0).any(-1)                                       # only these positions need the slots
-        if not reading.any(): return ReadOutput(out, copy_logits, slot_tokens)
-        where = reading.nonzero(as_tuple=True)
-        idx = indices[where]                                                   # [P, k]
-        uniq, inverse = unique_ids(idx + 1, len(bank.tokens) + 1)              # (-1: nothing selected in that slot)
-        uniq = uniq - 1
-        tokens = bank.tokens[uniq.clamp(min=0)].long().masked_fill((uniq < 0).unsqueeze(-1), self.pad_token_id)
-        flat = inverse.flatten()
-        states = self.slot_states(tokens, embed).index_select(0, flat).view(len(idx), -1, d)   # [P, k·L, d]
-        toks = tokens.index_select(0, flat).view(len(idx), -1)
-        q = self.q_proj(x[where])
+        if not reading.any():
+            return ReadOutput(x.new_zeros(B, S, d) if self.writes else None, x.new_full((B, S, k * L), -1e4),
+                              indices.new_full((B, S, k * L), self.pad_token_id))
+        every = bool(reading.all())                # (every position reads: no packing and scattering back)
+        where = None if every else reading.nonzero(as_tuple=True)
+        pick = (lambda t: t.reshape(B * S, *t.shape[2:])) if every else (lambda t: t[where])
+        idx, xs, sim = pick(indices), pick(x), pick(similarity)               # [P, k], [P, d], [P]
+        derived = self.inference_weights(embed)
+        if len(idx) * k <= 64: ids, flat = idx.flatten(), None                 # a decode step: nothing worth de-duplicating
+        else:
+            ids, inverse = unique_ids(idx + 1, len(bank.tokens) + 1)           # (-1: nothing selected in that slot)
+            ids, flat = ids - 1, inverse.flatten()
+        tokens = bank.tokens[ids.clamp(min=0)].long().masked_fill((ids < 0).unsqueeze(-1), self.pad_token_id)
+        states = self.slot_states(tokens, embed, derived)
+        if flat is not None: states, tokens = states.index_select(0, flat), tokens.index_select(0, flat)
+        states, toks = states.view(len(idx), -1, d), tokens.view(len(idx), -1)   # [P, k·L, d], [P, k·L]
         scale = 1 / math.sqrt(d)
         # keys and values are linear in the states (k = W_k s, v = W_v s): the query moves to the states' side
         # (q·k = (q W_k)·s) and the attention-weighted states are projected once per position (Σ a v = W_v Σ a s), so no
         # [P, k·L, d] keys and values are built or kept for the backward pass
-        logits = torch.bmm(states, (q @ self.k_proj.weight).unsqueeze(-1)).squeeze(-1).mul(scale)
+        q = self.q_proj(xs) if derived is None else None
+        qk = q @ self.k_proj.weight if derived is None else xs @ derived["qk"]
+        logits = torch.bmm(states, qk.unsqueeze(-1)).squeeze(-1).mul(scale)
         if hasattr(self, "match_proj") and current is not None:
-            seen = None if prefix is None else (prefix.first_seen, prefix.row[where], prefix.pos[where])
-            feats = match_features(toks, current[where], seen, k, self.pad_token_id).to(logits.dtype)    # [P, k·L, F]
-            logits = logits + (feats * self.match_proj(x[where]).unsqueeze(1)).sum(-1)
+            seen = None if prefix is None else (prefix.first_seen, pick(prefix.row), pick(prefix.pos))
+            feats = match_features(toks, pick(current), seen, k, self.pad_token_id).to(logits.dtype)    # [P, k·L, F]
+            logits = logits + (feats * self.match_proj(xs).unsqueeze(1)).sum(-1)
         logits = logits.masked_fill(toks == self.pad_token_id, -1e4)
+        read = None
         if self.writes:
-            null = (q @ self.null_key) * scale + self.null_similarity[0] * similarity[where].detach().to(q.dtype) + self.null_similarity[1]
+            qn = q @ self.null_key if derived is None else xs @ derived["qn"]
+            null = qn * scale + self.null_similarity[0] * sim.detach().to(xs.dtype) + self.null_similarity[1]
             attn = torch.softmax(torch.cat([null.unsqueeze(-1), logits], -1), -1)
-            read = self.v_proj(torch.bmm(attn[:, 1:].unsqueeze(1), states).squeeze(1))
-            out = out.index_put(where, self.o_proj(read))
-        return ReadOutput(out, copy_logits.index_put(where, logits), slot_tokens.index_put(where, toks))
+            pooled = torch.bmm(attn[:, 1:].unsqueeze(1), states).squeeze(1)
+            read = self.o_proj(self.v_proj(pooled)) if derived is None else pooled @ derived["ov"]
+        if every:
+            return ReadOutput(None if read is None else read.view(B, S, d), logits.view(B, S, -1), toks.view(B, S, -1))
+        out = x.new_zeros(B, S, d).index_put(where, read) if self.writes else None
+        return ReadOutput(out, x.new_full((B, S, k * L), -1e4).index_put(where, logits),
+                          indices.new_full((B, S, k * L), self.pad_token_id).index_put(where, toks))
 
 # %% ../nbs/03_fusion.ipynb #c031
 class CopyHead(nn.Module):

@@ -334,7 +334,7 @@ def candidate_weights(self: ProductKeyGate, entries: torch.Tensor, bank: MemoryB
     "Pooling weights `[*entries.shape, knowledge_length]` of `entries` (cached, or fresh with gradients for the retrieval loss)."
     e = entries.clamp(min=0)
     if self.weight_cache is not None and not (self.training and torch.is_grad_enabled()):
-        return F.embedding(e, self.weight_cache.float())
+        return F.embedding(e, self.weight_cache).float()          # (gathered, then widened: not the whole cache)
     uniq, inverse = unique_ids(e, len(bank.tokens))
     return self.entry_encoder.pooling_weights(bank.tokens[uniq], embed).index_select(0, inverse.flatten()).view(*e.shape, -1)
 
