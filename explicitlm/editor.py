@@ -264,7 +264,7 @@ def figure(self: BankEditor) -> Figure:
 # %% ../nbs/12b_editor.ipynb #c043
 def _update_html(update: BankUpdate, verb: str) -> str:
     "A text update as HTML: its changes (entry, old and new text, reason) and the facts already in the bank."
-    skipped = "".join(f"<br>already in the bank (entry {s['index']}): {html.escape(s['text'])}" for s in update.skipped)
+    skipped = "".join(f"<br>{html.escape(skip_line(s))}" for s in update.skipped)
     return (f"<b>{verb}</b>: {len(update.changes)} entries, from {len(update.facts)} facts read"
             + html_table(update.frame(), ["index", "old_text", "new_text", "reason"], empty="(no change)") + skipped)
 

@@ -220,10 +220,13 @@ def heldout_relation_recall(model, tokenizer, facts: Sequence[dict]) -> pd.DataF
     the bank is restored after."""
     held = [f for f in facts if PREDICATES.get(f["predicate"], {}).get("heldout", False)]
     if not held: raise ValueError("no fact of a held-out relation (explicitlm.corpus.HELDOUT_RELATIONS) in `facts`")
-    bank, entries = model.memory_bank, fact_entries(model, tokenizer, held)
-    with bank.preserved():
-        entries.update({f["uuid"]: bank.insert(f["sentence"], tokenizer) for f in held if f["uuid"] not in entries})
-        df = recall_and_hits(model, tokenizer, held, entries)
+    bank = getattr(model, "memory_bank", None)
+    if bank is None: df = recall_and_hits(model, tokenizer, held, {})      # a model without a bank can only guess them
+    else:
+        entries = fact_entries(model, tokenizer, held)
+        with bank.preserved():
+            entries.update({f["uuid"]: bank.insert(f["sentence"], tokenizer) for f in held if f["uuid"] not in entries})
+            df = recall_and_hits(model, tokenizer, held, entries)
     cols = ["correct", *(["hit@1"] if "hit@1" in df else [])]
     out = df.groupby("predicate")[cols].mean()
     out.loc["all"] = df[cols].mean()

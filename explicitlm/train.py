@@ -38,8 +38,8 @@ __all__ = ['MODEL_TYPES', 'PATH_KEYS', 'REFERENCE_RECIPE', 'CHECKPOINT_MARKER', 
            'RetrievalSupervision', 'default_extra_losses', 'bank_overlay', 'step_loss', 'ema_memory_update',
            'StepOutput', 'train_step', 'TrainResult', 'check_out_dir', 'prepare_out_dir', 'resume_conflicts',
            'shape_mismatch', 'resume_training', 'evaluate_and_log', 'accelerator_available', 'fit', 'fact_stream',
-           'clear_heldout_relations', 'pretrain', 'code_fingerprint', 'reference_run', 'split_eval', 'train_memory',
-           'pretrain_qwen3', 'real_memory_config', 'real_training_facts', 'check_backbone_unchanged',
+           'clear_heldout_relations', 'pretrain', 'code_fingerprint', 'data_inputs', 'reference_run', 'split_eval',
+           'train_memory', 'pretrain_qwen3', 'real_memory_config', 'real_training_facts', 'check_backbone_unchanged',
            'train_real_memory', 'retrieval_warmup', 'cli_help', 'parse_cli', 'run_files', 'cli_message', 'cli_errors',
            'pretrain_cli', 'train_memory_cli', 'demo_cli', 'write_accelerate_config']
 
@@ -754,6 +754,10 @@ def code_fingerprint(*paths: str | Path) -> str:
         for f in files: h.update(f.name.encode()); h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
+def data_inputs(data_dir: str | Path | None = None) -> list[Path]:
+    "What of the bundled data decides a training run: every file and folder of `data_dir` but `cache/` (which holds runs' outputs)."
+    return sorted(p for p in Path(data_dir or bundled_data_dir()).iterdir() if p.name != "cache")
+
 def reference_run(steps: int = 600, cache_dir: str | Path | None = None, seed: int = 0, tokenizer=None) -> Path:
     """The checkpoint of `cpu_demo_config` trained `steps` steps of `REFERENCE_RECIPE` (seed `seed`) on the bundled data,
     trained once and kept under `cache_dir` (default: the bundled data's `cache/`, git-ignored; keyed by config, recipe,
@@ -763,7 +767,7 @@ def reference_run(steps: int = 600, cache_dir: str | Path | None = None, seed: i
     tok = tokenizer or load_local_tokenizer()
     mcfg = cpu_demo_config(tok)
     key = hashlib.sha256(json.dumps([mcfg.to_json_string(), REFERENCE_RECIPE, steps, seed,
-                                     code_fingerprint(Path(explicitlm.__file__).parent, bundled_data_dir())]).encode()).hexdigest()[:16]
+                                     code_fingerprint(Path(explicitlm.__file__).parent, *data_inputs())]).encode()).hexdigest()[:16]
     out = Path(cache_dir) / f"reference-{steps}-{key}"
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.wait", "w") as waiting:

@@ -28,7 +28,7 @@ __all__ = ['NAME', 'NUMBER_TYPES', 'OBJECT_PATTERNS', 'PRONOUNS', 'PERSONAL', 'T
            'LinguaCompressor', 'relation_phrase', 'entry_text', 'kept_words', 'fact_entry', 'BankChange',
            'parser_signature', 'fact_keys', 'BankFull', 'least_used', 'row_hashes', 'bank_row_hashes',
            'matching_entries', 'plan_changes', 'entries_read', 'retrieval_targets', 'os_error', 'BankUpdate',
-           'update_bank', 'update_check', 'update_cli_help', 'parse_update_args', 'read_update_text',
+           'skip_line', 'update_bank', 'update_check', 'update_cli_help', 'parse_update_args', 'read_update_text',
            'save_updated_checkpoint', 'quiet_progress', 'update_bank_command', 'update_bank_cli']
 
 # %% ../nbs/14_update.ipynb #c006
@@ -767,12 +767,18 @@ class BankUpdate:
         try: return atomic_write_text(path, "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in self.changes))
         except OSError as e: raise os_error(e, "the change list", path) from None
 
+def skip_line(skip: dict) -> str:
+    "One line saying why a fact of `BankUpdate.skipped` was not written (already in the bank, or too long) and what it was."
+    where = f" (entry {skip['index']})" if skip.get("index") is not None else ""
+    return f"{skip['reason']}{where}: {skip['text']!r}"
+
 def update_bank(model, text: str, tokenizer, extractor=None, form: str = "canonical", compressor=None, usage=None,
                 dry_run: bool = False, force: bool = False) -> BankUpdate:
     """Read the facts in `text` (`extractor`, default `ClauseExtractor(tokenizer)`: one statement per clause, any relation),
     make each an entry (`fact_entry` in `form`, `compressor` for long ones), place them (`plan_changes`: a fact without a
     relation replaces the entry the model reads for it, `retrieval_targets`; `usage` for a full bank, `force` for frozen
-    entries) and write them into `model`'s bank unless `dry_run`. On any error the bank is unchanged. Given a bare
+    entries) and write them into `model`'s bank unless `dry_run`. A clause of no known relation too long for an entry (no
+    `compressor`, or too long even compressed) is left out and listed in `skipped`. On any error the bank is unchanged. Given a bare
     `MemoryBank` (no model to read it), facts without a relation only add entries."""
     bank = getattr(model, "memory_bank", model)
     if isinstance(text, str): text = text.replace("\ufeff", "")      # a byte-order mark (a file read as 'utf-8') hides the first name
@@ -783,15 +789,22 @@ def update_bank(model, text: str, tokenizer, extractor=None, form: str = "canoni
         hint = " (it reads the corpus's relations; the default ClauseExtractor takes any clause naming someone)" \
                if isinstance(extractor, RelationExtractor) else " (no clause names an entity)"
         raise ValueError(f"no fact found in {text[:80]!r}{'…' if len(text) > 80 else ''}{hint}: the bank is unchanged")
-    entries = {}                                   # each distinct fact made an entry (and compressed) once
+    entries, too_long = {}, []                     # each distinct fact made an entry (and compressed) once
+    key = lambda f: (f.subject, f.relation, f.object, f.statement, f.sentence)
     for f in facts:
-        k = (f.subject, f.relation, f.object, f.statement, f.sentence)
-        if k not in entries: entries[k] = fact_entry(f, tokenizer, bank.knowledge_length, form, compressor)
-    items = [(f, entries[(f.subject, f.relation, f.object, f.statement, f.sentence)]) for f in facts]
+        if key(f) in entries: continue
+        try: entries[key(f)] = fact_entry(f, tokenizer, bank.knowledge_length, form, compressor)
+        except EntryTooLong as e:                  # a clause of no known relation that does not fit is left out, and listed;
+            if f.relation is not None: raise       # a fact of a known relation that does not fit stops the update
+            too_long.append((f, e))
+    if not entries: raise too_long[0][1]
+    facts = [f for f in facts if key(f) in entries]
+    items = [(f, entries[key(f)]) for f in facts]
     generic = [f.relation is None for f in facts]
     targets = (retrieval_targets(model, tokenizer, facts, [t for _, t in items]) if any(generic) and bank is not model
                else None)
     changes, skipped = plan_changes(bank, tokenizer, items, getattr(extractor, "match", None), usage, force, form, targets)
+    skipped += [dict(index=None, text=f.statement, reason=f"too long: {e}", source=f.sentence) for f, e in too_long]
     update = BankUpdate(facts, changes, skipped, bank=bank)
     if dry_run or not changes: return update
     update.saved = bank.snapshot([c.index for c in changes])
@@ -964,7 +977,7 @@ def update_bank_command(argv: Sequence[str]) -> BankUpdate:
                              "each overwritten entry is listed), or clear entries first") from None
         bar.update(); bar.close()              # (the bar's line is cleared before the changes are printed)
         print(update.frame().to_string(index=False, max_colwidth=60) if update.changes else "no change: the bank already says all of it")
-        for s in update.skipped: print(f"already in the bank (entry {s['index']}): {s['text']!r}")
+        for s in update.skipped: print(skip_line(s))
         if update.evicted:
             print(f"evicted {len(update.evicted)} existing entries (evict=least_used, least selected first):")
             for c in update.evicted: print(f"  entry {c.index}: {c.old_text!r}")
