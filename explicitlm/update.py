@@ -22,14 +22,14 @@ __all__ = ['NAME', 'NUMBER_TYPES', 'OBJECT_PATTERNS', 'PRONOUNS', 'PERSONAL', 'T
            'PLAIN_FILLERS', 'CL100K_URL', 'ENTRY_FORMS', 'UPDATE_CLI_DEFAULTS', 'EXTRACTORS', 'EVICT',
            'UPDATE_CLI_HELP', 'ExtractedFact', 'split_sentences', 'split_clauses', 'template_pattern',
            'RelationExtractor', 'sentence_extractor', 'names_subject', 'ClauseExtractor', 'check_fields',
-           'checked_facts', 'checked_paragraphs', 'paragraph_sentences', 'update_paragraphs', 'write_update_paragraphs',
-           'load_update_paragraphs', 'plain_sentences', 'plain_paragraphs', 'write_plain_paragraphs',
-           'offline_tiktoken_dir', 'environment', 'EntryTooLong', 'n_tokens', 'protected_segments', 'remote_code',
-           'LinguaCompressor', 'relation_phrase', 'entry_text', 'kept_words', 'fact_entry', 'BankChange',
-           'parser_signature', 'fact_keys', 'BankFull', 'least_used', 'row_hashes', 'bank_row_hashes',
-           'matching_entries', 'plan_changes', 'entries_read', 'retrieval_targets', 'os_error', 'BankUpdate',
-           'skip_line', 'update_bank', 'update_check', 'update_cli_help', 'parse_update_args', 'read_update_text',
-           'save_updated_checkpoint', 'quiet_progress', 'update_bank_command', 'update_bank_cli']
+           'checked_facts', 'checked_paragraphs', 'paragraph_sentences', 'changed_paragraph', 'update_paragraphs',
+           'write_update_paragraphs', 'load_update_paragraphs', 'plain_sentences', 'plain_paragraphs',
+           'write_plain_paragraphs', 'offline_tiktoken_dir', 'environment', 'EntryTooLong', 'n_tokens',
+           'protected_segments', 'remote_code', 'LinguaCompressor', 'relation_phrase', 'entry_text', 'kept_words',
+           'fact_entry', 'BankChange', 'parser_signature', 'fact_keys', 'BankFull', 'least_used', 'row_hashes',
+           'bank_row_hashes', 'matching_entries', 'plan_changes', 'entries_read', 'retrieval_targets', 'os_error',
+           'BankUpdate', 'skip_line', 'update_bank', 'update_check', 'update_cli_help', 'parse_update_args',
+           'read_update_text', 'save_updated_checkpoint', 'quiet_progress', 'update_bank_command', 'update_bank_cli']
 
 # %% ../nbs/14_update.ipynb #c006
 @dataclass
@@ -303,6 +303,15 @@ def _checked(subject: str, rel: str, obj: str, old: str | None) -> dict:
     f = make_fact(subject, rel, obj)
     return dict(subject=subject, predicate=rel, object=obj, old_object=old, prompt=f.prompt, answer=f.answer, uuid=f.uuid)
 
+def changed_paragraph(name: str, own: list, changed: list, values: dict, rng: random.Random, sentences) -> dict:
+    """A paragraph changing `changed` (facts of `name`, new values drawn from `values`) and, half the time, restating one
+    more of `own` unchanged, written by `sentences(name, [(relation, object)], rng)`: kind, text and the facts it states."""
+    rest = [f for f in own if f not in changed]
+    kept = rng.sample(rest, 1) if rest and rng.random() < 0.5 else []
+    checked = [_checked(name, f["predicate"], new_value(f, values, rng), f["object"]) for f in changed]
+    checked += [_checked(name, f["predicate"], f["object"], f["object"]) for f in kept]
+    return dict(kind="changed", text=" ".join(sentences(name, [(c["predicate"], c["object"]) for c in checked], rng)), facts=checked)
+
 def update_paragraphs(facts: Sequence[dict], n_new: int = 24, n_changed: int = 24, seed: int = 2026) -> list[dict]:
     """Paragraphs about `n_new` invented people and `n_changed` known people whose facts change: `id`, `kind`, `text` and
     the `facts` each states (`old_object`: the bank's value before, None for a new person)."""
@@ -323,12 +332,7 @@ def update_paragraphs(facts: Sequence[dict], n_new: int = 24, n_changed: int = 2
     for i, name in enumerate(rng.sample(people, n_changed)):
         own = [f for f in by_subject[name] if len(values[f["predicate"]]) > 1]
         changed = rng.sample(own, rng.randint(1, min(2, len(own))))
-        rest = [f for f in own if f not in changed]
-        kept = rng.sample(rest, 1) if rest and rng.random() < 0.5 else []
-        checked = [_checked(name, f["predicate"], new_value(f, values, rng), f["object"]) for f in changed]
-        checked += [_checked(name, f["predicate"], f["object"], f["object"]) for f in kept]
-        sents = paragraph_sentences(name, [(c["predicate"], c["object"]) for c in checked], rng)
-        out.append(dict(id=f"changed-{i:02d}", kind="changed", text=" ".join(sents), facts=checked))
+        out.append(dict(id=f"changed-{i:02d}", **changed_paragraph(name, own, changed, values, rng, paragraph_sentences)))
     return out
 
 def write_update_paragraphs(data_dir: str | Path | None = None, seed: int = 2026) -> Path:
@@ -411,12 +415,7 @@ def plain_paragraphs(facts: Sequence[dict], n_new: int = 24, n_changed: int = 24
     for i, name in enumerate(rng.sample(people, n_changed)):
         own = [f for f in by_subject[name] if f["predicate"] in rels]
         changed = rng.sample(own, 2)
-        rest = [f for f in own if f not in changed]
-        kept = rng.sample(rest, 1) if rest and rng.random() < 0.5 else []
-        checked = [_checked(name, f["predicate"], new_value(f, values, rng), f["object"]) for f in changed]
-        checked += [_checked(name, f["predicate"], f["object"], f["object"]) for f in kept]
-        sents = plain_sentences(name, [(c["predicate"], c["object"]) for c in checked], rng)
-        out.append(dict(id=f"plain-changed-{i:02d}", kind="changed", text=" ".join(sents), facts=checked))
+        out.append(dict(id=f"plain-changed-{i:02d}", **changed_paragraph(name, own, changed, values, rng, plain_sentences)))
     return out
 
 def write_plain_paragraphs(data_dir: str | Path | None = None, seed: int = 2027) -> Path:
