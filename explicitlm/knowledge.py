@@ -256,6 +256,7 @@ def wording_recall(model, tokenizer, facts: Sequence[dict], wordings: dict | Seq
 # %% ../nbs/13_knowledge.ipynb #c025
 def demo_bank_changes(model, tokenizer, facts: Sequence[dict], seed: int = 0) -> list[dict]:
     "Print (and return) before/after answers for an edit, an insertion and a deletion (the bank is restored afterwards)."
+    facts = trained_facts(facts)                 # (a trained bank lacks the held-out relations' facts: nothing to show there)
     rng, bank, values = random.Random(seed), model.memory_bank, predicate_values(facts)
     entries = fact_entries(model, tokenizer, facts)
     bank_only = [f for f in facts if f.get("split") == "bank_only" and f["uuid"] in entries]
