@@ -161,7 +161,7 @@ def main(argv=None):
         saved = WORK / f"{key}_s{steps}" / "bench_eval.json"       # a row evaluated once (by this or another run) is kept
         if saved.exists() and not (a.retrain or a.reevaluate):
             got = json.loads(saved.read_text())
-            r, para = got["row"], pd.Series(got["paraphrase"], dtype=float)
+            r, para = dict(got["row"], row=name), pd.Series(got["paraphrase"], dtype=float)
             wording = pd.DataFrame(got["wording"]).set_index("wording") if got["wording"] else None
         else:
             r, para, wording = evaluate(name, model, tok, facts, mcq, secs, tps, quick=kind == "short", lingua=lingua)
@@ -200,6 +200,9 @@ def write_table(rows, paras, wordings, names, a, t0, tok):
              "(llmlingua 0.2.2, SmolLM2-135M-Instruct scoring, rate 0.5, subject and object kept). The table below has each wording.",
              f"Main rows: {a.steps} steps; ablation rows ('- X' = ours without X): {a.short_steps} steps, compare them with "
              "'ours, 600 steps'. Recipe: " + json.dumps({k: v for k, v in RECIPE.items() if k != "cache_dir"}) + ".",
+             "Each row is trained and evaluated once and kept (bench/work/<row>/bench_eval.json; --reevaluate redoes it): "
+             "rows measured on different days and under different machine load sit side by side, so train_s compares "
+             "nothing across rows (other runs shared the 2 cores to different degrees); the recall columns do.",
              f"MemoryLM fusion_dim is chosen per row so that it has the baseline's parameter count ({int(n_params_base(tok))}).",
              "bank_only facts: only in the bank, never in any training text (the baseline can only guess them; MCQ chance 0.25).",
              "hit@1: the fact's own entry is the gate's selection at the answer position (the last prompt token), mean over "

@@ -8,7 +8,7 @@ import contextlib, warnings
 import torch
 from torch import nn
 import torch.nn.functional as F
-from transformers import PreTrainedModel, GenerationMixin, DynamicCache, Cache, AutoModelForCausalLM
+from transformers import PreTrainedModel, GenerationMixin, DynamicCache, Cache, AutoModelForCausalLM, AutoConfig
 from fastcore.basics import patch
 from .config import ExplicitLMConfig
 from .bank import MemoryBank, check_bank
@@ -247,6 +247,9 @@ def from_pretrained(cls: MiniMindLM, path, *args, config: ExplicitLMConfig | Non
     if check: check_loaded_model(model, info, path, model.config.vocab_size)
     return (model, info) if output_loading_info else model
 
+# `AutoConfig` must give this very config class: a notebook run earlier in the same process (nbdev_test's workers run
+# several) may have registered its own copy of it, and `AutoModelForCausalLM` would then know neither
+AutoConfig.register(ExplicitLMConfig.model_type, ExplicitLMConfig, exist_ok=True)
 AutoModelForCausalLM.register(ExplicitLMConfig, MiniMindLM, exist_ok=True)    # after `import explicitlm`
 
 # %% ../nbs/07_minimind.ipynb #c019

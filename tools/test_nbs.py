@@ -30,15 +30,29 @@ def with_outputs(src: Path, ran) -> dict:
             c.outputs, c.execution_count = done[c.id].outputs, done[c.id].get("execution_count")
     return nb
 
+import explicitlm.minimind, explicitlm.explicit    # the package's own Auto registrations, before any notebook runs
+
+def auto_registries() -> list:
+    "transformers' Auto* registries (config and model classes registered at run time), each a dict of what was registered."
+    from transformers.models.auto import configuration_auto, modeling_auto
+    return [configuration_auto.CONFIG_MAPPING, *(v for k, v in vars(modeling_auto).items()
+                                                 if k.startswith("MODEL_") and k.endswith("_MAPPING") and hasattr(v, "_extra_content"))]
+
 class KeepingShell(CaptureShell):
-    "nbdev's test shell, which writes the notebook it ran, with its outputs, to `exec_dir()` when the run ends."
+    """nbdev's test shell, which writes the notebook it ran, with its outputs, to `exec_dir()` when the run ends. A worker
+    runs several notebooks in one process: a notebook's exported cells register *its own copies* of the package's
+    classes with transformers' Auto classes (`AutoConfig.register(...)` run in the notebook), and a later notebook in the
+    same worker would get those copies back from `AutoConfig` and be refused by `AutoModelForCausalLM`. So every
+    notebook starts from the registries as they were before it, and leaves them so."""
     def __init__(self, path=None, *args, **kwargs):
         super().__init__(path, *args, **kwargs)
         self.nb_path = Path(path) if path else None
 
     def run_all(self, nb, *args, **kwargs):
+        saved = [(m, dict(m._extra_content)) for m in auto_registries()]
         try: return super().run_all(nb, *args, **kwargs)
         finally:
+            for m, content in saved: m._extra_content.clear(); m._extra_content.update(content)
             if self.nb_path is not None:
                 rel = self.nb_path.resolve().relative_to(get_config().nbs_path.resolve())
                 atomic_write_text(exec_dir() / rel, nb2str(with_outputs(self.nb_path, nb)))
