@@ -6,8 +6,8 @@ what a person would see:
 - no widget failed ("Error displaying widget");
 - the retrieval explorer shows its table (rows of entries with scores and gates) and its heatmap (a loaded image);
 - the bank editor shows its page of entries and the answer to its question;
-- typing a new text for the entry the question retrieves, in the editor's own boxes, and clicking Apply changes the
-  answer the editor shows.
+- typing a new text for the entry the question retrieves, in the editor's own boxes (unfreezing it first with the
+  editor's toggle when training froze it), and clicking Apply changes the answer the editor shows.
 
 Screenshots of the notebook, the explorer and the editor before and after the edit are written to `--out`
 (`make check-lab`: out/lab/). The notebook runs from a copy in `--out`/work, so the repository's notebook never gets
@@ -157,6 +157,11 @@ def edit_in_editor(driver, shots: Path) -> tuple[str, str, int]:
     index_box.send_keys(Keys.CONTROL, "a"); index_box.send_keys(str(entry), Keys.TAB)
     wait(driver, f"the editor to load entry {entry}'s text", lambda d: labelled(out, "text").get_attribute("value")
          == retrieved[0]["entry_text"], 60, 0.2)
+    lock = [b for b in out.find_elements(By.TAG_NAME, "button") if b.text.strip().endswith("frozen")][0]
+    if "mod-active" in (lock.get_attribute("class") or ""):    # training froze 20% of the entries: unfreeze it, as a user must
+        lock.click()
+        wait(driver, f"entry {entry} to be unfrozen", lambda d: "mod-active" not in (lock.get_attribute("class") or ""), 30, 0.2)
+        print(f"  bank editor: entry {entry} was frozen; unfrozen with its toggle")
     text_box = labelled(out, "text")
     text_box.send_keys(Keys.CONTROL, "a"); text_box.send_keys(NEW_TEXT)
     [b for b in out.find_elements(By.TAG_NAME, "button") if b.text.strip() == "Apply"][0].click()
