@@ -30,6 +30,18 @@ def rss_mib() -> float:
     with open("/proc/self/statm") as f: return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
+def tensor_memory_mib(prof, phase: str = "train") -> tuple[float, float]:
+    """(MiB of tensors live when the `phase` record_function began, MiB at their peak over the whole run), from the memory
+    events of a `torch.profiler.profile(profile_memory=True)` run."""
+    events = prof.profiler.kineto_results.events()
+    start = min(e.start_ns() for e in events if e.name() == phase)
+    live = peak = at_start = 0
+    for e in sorted((e for e in events if e.name() == "[memory]"), key=lambda e: e.start_ns()):
+        if e.start_ns() >= start and not at_start: at_start = live
+        live += e.nbytes(); peak = max(peak, live)
+    return at_start / 2**20, peak / 2**20
+
+
 class PeakRSS:
     "Peak resident memory of this process (MiB) while the `with` block runs, sampled every `every` seconds."
     def __init__(self, every: float = 0.001): self.every = every

@@ -16,7 +16,7 @@ import argparse, copy, json, math, multiprocessing as mp, statistics, time
 import pandas as pd
 import torch
 from torch import nn
-from common import DATA, PeakRSS, equal_size_configs, load_local_tokenizer, n_params, trained, write_result
+from common import DATA, PeakRSS, equal_size_configs, load_local_tokenizer, n_params, tensor_memory_mib, trained, write_result
 from common import RECIPE
 from explicitlm.bank import MemoryBank, build_bank
 from explicitlm.config import ExplicitLMConfig
@@ -119,14 +119,9 @@ def _tensor_peak_child(kind, overrides, steps, q):
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         with torch.profiler.record_function("setup"): run = setup(kind, tok, same_batches=True, **overrides)
         with torch.profiler.record_function("train"): train_steps(*run, range(steps))
-    events = prof.profiler.kineto_results.events()
-    train_start = min(e.start_ns() for e in events if e.name() == "train")
-    live = peak = at_start = 0
-    for e in sorted((e for e in events if e.name() == "[memory]"), key=lambda e: e.start_ns()):
-        if e.start_ns() >= train_start and not at_start: at_start = live
-        live += e.nbytes(); peak = max(peak, live)
+    at_start, peak = tensor_memory_mib(prof, "train")
     bank = run[1].bank.tokens
-    q.put(dict(start=at_start / 2**20, peak=peak / 2**20, bank=bank.numel() * bank.element_size() / 2**20))
+    q.put(dict(start=at_start, peak=peak, bank=bank.numel() * bank.element_size() / 2**20))
 
 
 def tensor_peaks(steps=6):

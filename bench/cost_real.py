@@ -23,7 +23,7 @@ import argparse, json, multiprocessing as mp, time
 from pathlib import Path
 import pandas as pd
 import torch
-from common import write_result
+from common import tensor_memory_mib, write_result
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from explicitlm.backbone import smollm2_path
 from explicitlm.bank import MemoryBank
@@ -151,15 +151,10 @@ def _peak_child(kind, paths, steps, threads, q):
             for i in range(steps):
                 if kind == "bare": backbone_step(bare, stream, i)
                 else: model.train(); train_step(model, opt, None, stream, i, cfg)
-    events = prof.profiler.kineto_results.events()
-    start = min(e.start_ns() for e in events if e.name() == "train")
-    live = peak = at_start = 0
-    for e in sorted((e for e in events if e.name() == "[memory]"), key=lambda e: e.start_ns()):
-        if e.start_ns() >= start and not at_start: at_start = live
-        live += e.nbytes(); peak = max(peak, live)
+    at_start, peak = tensor_memory_mib(prof, "train")
     bank = stream.bank.tokens
     mem_bytes = 0 if kind == "bare" else sum(p.numel() * p.element_size() for m in model.memory_parts() for p in m.parameters())
-    q.put(dict(start=at_start / 2**20, peak=peak / 2**20, bank=bank.numel() * bank.element_size() / 2**20, memory=mem_bytes / 2**20))
+    q.put(dict(start=at_start, peak=peak, bank=bank.numel() * bank.element_size() / 2**20, memory=mem_bytes / 2**20))
 
 
 def in_fresh_process(target, *args):
