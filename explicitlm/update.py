@@ -22,13 +22,13 @@ __all__ = ['NAME', 'NUMBER_TYPES', 'OBJECT_PATTERNS', 'PRONOUNS', 'PERSONAL', 'T
            'PLAIN_FILLERS', 'CL100K_URL', 'ENTRY_FORMS', 'UPDATE_CLI_DEFAULTS', 'EXTRACTORS', 'EVICT',
            'UPDATE_CLI_HELP', 'ExtractedFact', 'split_sentences', 'split_clauses', 'template_pattern',
            'RelationExtractor', 'sentence_extractor', 'names_subject', 'ClauseExtractor', 'check_fields',
-           'checked_facts', 'checked_paragraphs', 'paragraph_sentences', 'changed_paragraph', 'update_paragraphs',
-           'write_update_paragraphs', 'load_update_paragraphs', 'plain_sentences', 'plain_paragraphs',
-           'write_plain_paragraphs', 'offline_tiktoken_dir', 'environment', 'EntryTooLong', 'n_tokens',
-           'protected_segments', 'remote_code', 'LinguaCompressor', 'relation_phrase', 'entry_text', 'kept_words',
-           'fact_entry', 'BankChange', 'parser_signature', 'fact_keys', 'BankFull', 'least_used', 'row_hashes',
-           'bank_row_hashes', 'matching_entries', 'plan_changes', 'entries_read', 'retrieval_targets', 'os_error',
-           'BankUpdate', 'skip_line', 'update_bank', 'update_check', 'update_cli_help', 'parse_update_args',
+           'checked_facts', 'checked_paragraphs', 'paragraph_sentences', 'new_paragraph', 'changed_paragraph',
+           'update_paragraphs', 'write_update_paragraphs', 'load_update_paragraphs', 'plain_sentences',
+           'plain_paragraphs', 'write_plain_paragraphs', 'offline_tiktoken_dir', 'environment', 'EntryTooLong',
+           'n_tokens', 'protected_segments', 'remote_code', 'LinguaCompressor', 'relation_phrase', 'entry_text',
+           'kept_words', 'fact_entry', 'BankChange', 'parser_signature', 'fact_keys', 'BankFull', 'least_used',
+           'row_hashes', 'bank_row_hashes', 'matching_entries', 'plan_changes', 'entries_read', 'retrieval_targets',
+           'os_error', 'BankUpdate', 'skip_line', 'update_bank', 'update_check', 'update_cli_help', 'parse_update_args',
            'read_update_text', 'save_updated_checkpoint', 'quiet_progress', 'update_bank_command', 'update_bank_cli']
 
 # %% ../nbs/14_update.ipynb #c006
@@ -303,6 +303,13 @@ def _checked(subject: str, rel: str, obj: str, old: str | None) -> dict:
     f = make_fact(subject, rel, obj)
     return dict(subject=subject, predicate=rel, object=obj, old_object=old, prompt=f.prompt, answer=f.answer, uuid=f.uuid)
 
+def new_paragraph(name: str, stated: Sequence[tuple[str, str]], rng: random.Random, sentences, fillers: Sequence[str]) -> dict:
+    """A paragraph about `name`, a person the bank does not know, stating the (relation, object) pairs `stated` in
+    `sentences(name, stated, rng)`, with one of `fillers` (a sentence stating nothing) after the first: kind, text, facts."""
+    sents = sentences(name, stated, rng)
+    sents.insert(rng.randint(1, len(sents)), rng.choice(fillers).format(f=name.split()[0]))
+    return dict(kind="new", text=" ".join(sents), facts=[_checked(name, r, o, None) for r, o in stated])
+
 def changed_paragraph(name: str, own: list, changed: list, values: dict, rng: random.Random, sentences) -> dict:
     """A paragraph changing `changed` (facts of `name`, new values drawn from `values`) and, half the time, restating one
     more of `own` unchanged, written by `sentences(name, [(relation, object)], rng)`: kind, text and the facts it states."""
@@ -325,9 +332,7 @@ def update_paragraphs(facts: Sequence[dict], n_new: int = 24, n_changed: int = 2
     out = []
     for i, name in enumerate(people):
         stated = [(r, rng.choice(values[r])) for r in rng.sample(rels, rng.randint(3, min(4, len(rels))))]
-        sents = paragraph_sentences(name, stated, rng)
-        sents.insert(rng.randint(1, len(sents)), rng.choice(FILLERS).format(f=name.split()[0]))
-        out.append(dict(id=f"new-{i:02d}", kind="new", text=" ".join(sents), facts=[_checked(name, r, o, None) for r, o in stated]))
+        out.append(dict(id=f"new-{i:02d}", **new_paragraph(name, stated, rng, paragraph_sentences, FILLERS)))
     people = sorted(s for s, fs in by_subject.items() if PREDICATES[fs[0]["predicate"]]["kind"] == "person")
     for i, name in enumerate(rng.sample(people, n_changed)):
         own = [f for f in by_subject[name] if len(values[f["predicate"]]) > 1]
@@ -408,9 +413,7 @@ def plain_paragraphs(facts: Sequence[dict], n_new: int = 24, n_changed: int = 24
     out = []
     for i, name in enumerate(people):
         stated = [(r, rng.choice(values[r])) for r in rng.sample(rels, 4)]
-        sents = plain_sentences(name, stated, rng)
-        sents.insert(rng.randint(1, len(sents)), rng.choice(PLAIN_FILLERS).format(f=name.split()[0]))
-        out.append(dict(id=f"plain-new-{i:02d}", kind="new", text=" ".join(sents), facts=[_checked(name, r, o, None) for r, o in stated]))
+        out.append(dict(id=f"plain-new-{i:02d}", **new_paragraph(name, stated, rng, plain_sentences, PLAIN_FILLERS)))
     people = sorted(s for s, fs in by_subject.items() if sum(f["predicate"] in rels for f in fs) >= 2)
     for i, name in enumerate(rng.sample(people, n_changed)):
         own = [f for f in by_subject[name] if f["predicate"] in rels]
