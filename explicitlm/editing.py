@@ -89,12 +89,12 @@ def reference_answers(model, tokenizer, cases: Sequence[dict], batch_size: int =
 
 # %% ../nbs/13a_editing.ipynb #c014
 @contextlib.contextmanager
-def bank_edits(bank, cases: Sequence[dict], tokenizer=None):
-    "Write each case's `edit_sentence` into a free entry of `bank` for the block; the bank is as before afterwards."
+def bank_edits(bank, cases: Sequence[dict], tokenizer=None, entry: Callable = edit_sentence):
+    "Write each case's entry (`entry(case)`, default its `edit_sentence`) into a free entry of `bank` for the block; the bank is as before afterwards."
     free = (~bank.valid).nonzero().flatten()
     if len(cases) > len(free): raise ValueError(f"{len(cases)} edits but the bank has {len(free)} free entries")
     with bank.preserved():
-        rows, _ = bank.encode_texts([edit_sentence(c) for c in cases], tokenizer, progress=False)
+        rows, _ = bank.encode_texts([entry(c) for c in cases], tokenizer, progress=False)
         bank.update_tokens(free[:len(cases)], rows)
         yield free[:len(cases)]
 

@@ -10,12 +10,13 @@ from typing import Sequence
 import torch
 from fastcore.basics import patch
 from .bank import MemoryBank, token_ids
-from .counterfactual import FactBatch
+from .counterfactual import FactBatch, INVENTED_FORMS, everyday_words, random_phrase
 from .data import read_jsonl
 
 # %% auto #0
 __all__ = ['COUNTERFACT_FIELDS', 'check_text_fields', 'clean_template', 'fill', 'is_prompt_template', 'cloze', 'load_pararel',
-           'load_counterfact', 'edit_sentence', 'without_subjects', 'write_facts', 'RealFactStream']
+           'load_counterfact', 'edit_sentence', 'without_subjects', 'split_templates', 'split_relations', 'write_facts',
+           'RealFactStream']
 
 # %% ../nbs/06b_realfacts.ipynb #c006
 def check_text_fields(record, fields: Sequence[str], where: str) -> dict:
@@ -90,6 +91,28 @@ def without_subjects(facts: Sequence[dict], subjects) -> list[dict]:
     held = {s.lower() for s in subjects}
     return [f for f in facts if f["subject"].lower() not in held]
 
+# %% ../nbs/06b_realfacts.ipynb #c017b
+def split_templates(templates: dict[str, list[str]], every: int) -> tuple[dict, dict]:
+    """(training, held-out) templates: every `every`-th template of each relation (the `every`-th, 2·`every`-th, ...) is
+    held out, unless it is the relation's last prompt template (one that ends with [Y]) left for training."""
+    if every < 2: raise ValueError(f"every={every} must be >= 2 (every={every} would hold out all or no template)")
+    train, held = {}, {}
+    for rel, ts in templates.items():
+        h = [t for i, t in enumerate(ts) if (i + 1) % every == 0]
+        keep = [t for t in ts if t not in h]
+        if not any(map(is_prompt_template, keep)) and any(map(is_prompt_template, h)):   # give one question back
+            back = next(t for t in h if is_prompt_template(t))
+            keep, h = [t for t in ts if t in keep or t == back], [t for t in h if t != back]
+        train[rel], held[rel] = keep, h
+    return train, held
+
+def split_relations(facts: Sequence[dict], templates: dict[str, list[str]], relations: Sequence[str]) -> tuple[list, dict]:
+    "(`facts`, `templates`) without the held-out `relations` (an unknown relation is an error naming the known ones)."
+    unknown = sorted(set(relations) - set(templates))
+    if unknown: raise ValueError(f"held-out relation(s) {unknown} are not in the templates (known: {', '.join(sorted(templates))})")
+    held = set(relations)
+    return [f for f in facts if f["relation"] not in held], {r: t for r, t in templates.items() if r not in held}
+
 # %% ../nbs/06b_realfacts.ipynb #c019
 def write_facts(bank: MemoryBank, facts: Sequence[dict], templates: dict[str, list[str]], tokenizer=None, seed: int = 0,
                 progress: bool = True) -> list[dict]:
@@ -109,14 +132,17 @@ def write_facts(bank: MemoryBank, facts: Sequence[dict], templates: dict[str, li
 class RealFactStream:
     "Seeded counterfactual batches over real `facts` (written into `bank` by `write_facts`), worded by their relations' `templates`."
     def __init__(self, facts: Sequence[dict], templates: dict[str, list[str]], tokenizer, bank: MemoryBank, n_facts: int = 32,
-                 counterfactual: float = 0.5, absent: float = 0.2, noise_prefix: float = 0.3, max_len: int = 64, seed: int = 0):
-        for name, p in dict(counterfactual=counterfactual, absent=absent, noise_prefix=noise_prefix).items():
+                 counterfactual: float = 0.5, absent: float = 0.2, noise_prefix: float = 0.3, max_len: int = 64, seed: int = 0,
+                 invented: float = 0.0, exclude_words: Sequence[str] = ()):
+        for name, p in dict(counterfactual=counterfactual, absent=absent, noise_prefix=noise_prefix, invented=invented).items():
             if not 0 <= p <= 1: raise ValueError(f"{name}={p} must be a probability in [0, 1]")
         if n_facts < 1: raise ValueError(f"n_facts={n_facts} must be >= 1")
         self.facts = [f for f in facts if "entry" in f]
         if not self.facts: raise ValueError("no fact has an entry: write them into the bank first (write_facts)")
         self.templates, self.tokenizer, self.bank, self.seed, self.max_len = templates, tokenizer, bank, seed, max_len
-        self.n_facts, self.p = n_facts, dict(counterfactual=counterfactual, absent=absent, noise_prefix=noise_prefix)
+        self.n_facts, self.p = n_facts, dict(counterfactual=counterfactual, absent=absent, noise_prefix=noise_prefix, invented=invented)
+        gone = {w.lower() for w in exclude_words}           # (the words of held-out relations and wordings stay unseen)
+        self.words = [w for w in everyday_words(tokenizer) if w not in gone] if invented else []
         self.objects = {}
         for f in self.facts: self.objects.setdefault(f["relation"], set()).add(f["object"])
         self.objects = {r: sorted(o) for r, o in self.objects.items()}
@@ -133,6 +159,9 @@ class RealFactStream:
 def row(self: RealFactStream, rng: random.Random, fact: dict) -> tuple[list[int], list[int], str]:
     "(token ids, positions predicting the object, the entry's text for this step: '' for none) of one statement of `fact`."
     p, rel = self.p, fact["relation"]
+    if p["invented"] and rng.random() < p["invented"]:
+        made_up = self.invented_row(rng, fact)
+        if made_up: return made_up
     absent = rng.random() < p["absent"]
     obj = fact["object"]
     if not absent and rng.random() < p["counterfactual"] and len(self.objects[rel]) > 1:
@@ -146,6 +175,21 @@ def row(self: RealFactStream, rng: random.Random, fact: dict) -> tuple[list[int]
     answer = [len(q) - 1 + k for k in range(len(o)) if len(q) + k < len(ids)]
     entry = "" if absent else fill(rng.choice(self.templates[rel]), fact["subject"], obj)
     return ids, answer, entry
+
+@patch
+def invented_row(self: RealFactStream, rng: random.Random, fact: dict) -> tuple[list[int], list[int], str] | None:
+    """`row` for a relation made up for this step about `fact`'s subject — a phrase of random everyday words, its object a
+    random number, word or another fact's object — written into the fact's entry and asked in the same words: no weight
+    knows it and no relation's reading rule reads it, only reading the entry by its words answers it. None when the
+    statement is longer than an entry."""
+    s = fact["subject"]
+    o = rng.choice([str(rng.randint(10, 9999)), rng.choice(self.words), rng.choice(self.facts)["object"]])
+    t = rng.choice(INVENTED_FORMS).replace("{r}", random_phrase(self.words, rng, 1, 3)).replace("{s}", "[X]").replace("{o}", "[Y]")
+    entry = fill(t, s, o)
+    if len(self.encode(entry)) > self.bank.knowledge_length: return None
+    q, a = self.encode(cloze(t, s)), self.encode(" " + o)
+    ids = (q + a + self.encode("."))[:self.max_len]
+    return ids, [len(q) - 1 + k for k in range(len(a)) if len(q) + k < len(ids)], entry
 
 @patch
 @torch.no_grad()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_train.ipynb #c003
 from __future__ import annotations
-import collections, contextlib, csv, errno, functools, hashlib, json, math, os, random, shutil, sys, time
+import collections, contextlib, csv, errno, functools, hashlib, json, math, os, random, re, shutil, sys, time
 try: import fcntl
 except ImportError: fcntl = None         # (Windows: no waiting for another process's run)
 from dataclasses import dataclass, asdict, field, fields
@@ -24,7 +24,8 @@ from .gate import prefix_of
 from .data import load_local_tokenizer, PretrainDataset, SFTDataset, collate, read_jsonl, bundled_data_dir
 from .counterfactual import FactStream, FactBatch, load_facts
 from .corpus import HELDOUT_RELATIONS
-from .realfacts import RealFactStream, fill, load_counterfact, load_pararel, without_subjects, write_facts
+from .realfacts import (RealFactStream, fill, load_counterfact, load_pararel, split_relations, split_templates,
+                                  without_subjects, write_facts)
 from . import monitor
 from .eval import eval_loss
 from .monitor import METRIC_COLUMNS
@@ -39,9 +40,10 @@ __all__ = ['MODEL_TYPES', 'PATH_KEYS', 'REFERENCE_RECIPE', 'CHECKPOINT_MARKER', 
            'StepOutput', 'train_step', 'TrainResult', 'check_out_dir', 'prepare_out_dir', 'resume_conflicts',
            'shape_mismatch', 'resume_training', 'evaluate_and_log', 'accelerator_available', 'fit', 'fact_stream',
            'clear_heldout_relations', 'pretrain', 'code_fingerprint', 'data_inputs', 'reference_run', 'split_eval',
-           'train_memory', 'pretrain_qwen3', 'real_memory_config', 'real_training_facts', 'check_backbone_unchanged',
-           'train_real_memory', 'retrieval_warmup', 'cli_help', 'parse_cli', 'run_files', 'cli_message', 'cli_errors',
-           'pretrain_cli', 'train_memory_cli', 'demo_cli', 'write_accelerate_config']
+           'train_memory', 'pretrain_qwen3', 'real_memory_config', 'pararel_root', 'real_heldout', 'heldout_words',
+           'real_training_facts', 'check_backbone_unchanged', 'train_real_memory', 'retrieval_warmup', 'cli_help',
+           'parse_cli', 'run_files', 'cli_message', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli',
+           'write_accelerate_config']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -73,6 +75,10 @@ class TrainConfig:
                                         # trex_lms_vocab/); None → $EXPLICITLM_PARAREL (the real-backbone line, init_from=smollm2)
     holdout_path: str | None = None     # a CounterFact JSON (EasyEdit format) whose subjects are held out of training, so the
                                         # benchmark's cases stay unseen; None → $EXPLICITLM_COUNTERFACT if set
+    heldout_relations: str = ""         # real facts: ParaRel relations no training step states, comma-separated ("P101,P108"):
+                                        # their facts reach the bank only when a benchmark writes them
+    heldout_templates: int = 0          # real facts: every N-th template of each relation is held out of training (0: none),
+                                        # so entries can be written in wordings no step used
     noise_prefix: float = 0.3           # real facts: share of questions after another fact's sentence (as in paraphrase prompts)
     retrieval_warmup: int = 0           # real facts: steps of training the token-bag gate alone before the main loop (no backbone)
     fact_sequences: int = 24            # fact statements per batch, beside `batch_size` texts (0: plain text / SFT only)
@@ -865,12 +871,36 @@ def real_memory_config(backbone_config, tokenizer, n_facts: int, empty: int = 10
                 write_residual=False, null_threshold=0.3, pad_token_id=tokenizer.pad_token_id, freeze_ratio=0.0)
     return MemoryConfig(**{**base, **changes})
 
-def real_training_facts(cfg: TrainConfig, n_eval: int = 256) -> tuple[list[dict], list[dict], dict]:
-    "(training facts, up to `n_eval` held-out facts for the eval loss, templates) from `cfg.pararel_path`, without `cfg.holdout_path`'s subjects."
+def pararel_root(cfg: TrainConfig) -> str:
+    "The ParaRel folder of `cfg` (`pararel_path`, else $EXPLICITLM_PARAREL)."
     root = cfg.pararel_path or os.environ.get("EXPLICITLM_PARAREL")
     if not root: raise ValueError("the real-backbone line trains on real facts: pass pararel_path=<ParaRel folder with patterns/ "
                                   "and trex_lms_vocab/> (or set EXPLICITLM_PARAREL)")
-    facts, templates = load_pararel(root)
+    return root
+
+def real_heldout(cfg: TrainConfig, facts: Sequence[dict], templates: dict) -> tuple[list[dict], dict, dict]:
+    """(training facts, training templates, held-out templates) under `cfg.heldout_relations` (whole relations, all their
+    templates held out) and `cfg.heldout_templates` (every N-th template of the others; `split_templates`)."""
+    relations = [r.strip() for r in cfg.heldout_relations.split(",") if r.strip()]
+    train, train_t = split_relations(facts, templates, relations)
+    held_t = {r: templates[r] for r in relations}
+    if cfg.heldout_templates:
+        train_t, held_w = split_templates(train_t, cfg.heldout_templates)
+        held_t.update(held_w)
+    return train, train_t, held_t
+
+def heldout_words(held_templates: dict) -> set[str]:
+    "The words of held-out templates: a made-up relation of the training stream never uses them."
+    return {w for ts in held_templates.values() for t in ts for w in re.findall(r"[a-z]+", t.lower().replace("[x]", "").replace("[y]", ""))}
+
+def real_training_facts(cfg: TrainConfig, n_eval: int = 256) -> tuple[list[dict], list[dict], dict]:
+    """(training facts, up to `n_eval` held-out facts for the eval loss, training templates) from `cfg.pararel_path`,
+    without `cfg.holdout_path`'s subjects and the held-out relations and templates (`real_heldout`)."""
+    facts, templates = load_pararel(pararel_root(cfg))
+    n = len(facts)
+    facts, templates, held_t = real_heldout(cfg, facts, templates)
+    if n > len(facts): print(f"held out {n - len(facts)} facts of the relations {cfg.heldout_relations}: training never states them")
+    if cfg.heldout_templates: print(f"held out {sum(map(len, held_t.values()))} templates: no training entry or question uses them")
     holdout = cfg.holdout_path or os.environ.get("EXPLICITLM_COUNTERFACT")
     if holdout:
         n = len(facts)
@@ -909,8 +939,10 @@ def train_real_memory(model_config: MemoryConfig | None = None, train_config: Tr
     torch.manual_seed(cfg.seed)                # the memory's initial weights: a seeded run is reproducible
     model = ExplicitLM.from_backbone(cfg.init_from, mcfg, bank=bank, freeze_backbone=True, freeze_keys=cfg.freeze_keys)
     parameter_report(model)
+    unseen = heldout_words(real_heldout(cfg, [], load_pararel(pararel_root(cfg))[1])[2]) if cfg.invented_relations else ()
     stream = RealFactStream(written, templates, tok, model.bank, n_facts=cfg.fact_sequences, counterfactual=cfg.counterfactual,
-                            absent=cfg.delete, noise_prefix=cfg.noise_prefix, seed=cfg.seed)
+                            absent=cfg.delete, noise_prefix=cfg.noise_prefix, seed=cfg.seed, invented=cfg.invented_relations,
+                            exclude_words=unseen)
     eval_ds = PretrainDataset([{"text": fill(next(t for t in templates[f["relation"]]), f["subject"], f["object"])} for f in held], tok, 64)
     if cfg.retrieval_warmup and not cfg.resume_from:
         losses = retrieval_warmup(model, stream, cfg.retrieval_warmup, cfg, progress=cfg.progress)
