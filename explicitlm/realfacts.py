@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 from fastcore.basics import patch
 from .bank import MemoryBank, token_ids
-from .counterfactual import FactBatch, INVENTED_FORMS, everyday_words, random_phrase
+from .counterfactual import FactBatch, INVENTED_FORMS, compress_words, everyday_words, random_phrase
 from .data import read_jsonl
 
 # %% auto #0
@@ -133,16 +133,18 @@ class RealFactStream:
     "Seeded counterfactual batches over real `facts` (written into `bank` by `write_facts`), worded by their relations' `templates`."
     def __init__(self, facts: Sequence[dict], templates: dict[str, list[str]], tokenizer, bank: MemoryBank, n_facts: int = 32,
                  counterfactual: float = 0.5, absent: float = 0.2, noise_prefix: float = 0.3, max_len: int = 64, seed: int = 0,
-                 invented: float = 0.0, exclude_words: Sequence[str] = ()):
-        for name, p in dict(counterfactual=counterfactual, absent=absent, noise_prefix=noise_prefix, invented=invented).items():
+                 invented: float = 0.0, wordings: float = 0.0, exclude_words: Sequence[str] = ()):
+        for name, p in dict(counterfactual=counterfactual, absent=absent, noise_prefix=noise_prefix, invented=invented,
+                            wordings=wordings).items():
             if not 0 <= p <= 1: raise ValueError(f"{name}={p} must be a probability in [0, 1]")
         if n_facts < 1: raise ValueError(f"n_facts={n_facts} must be >= 1")
         self.facts = [f for f in facts if "entry" in f]
         if not self.facts: raise ValueError("no fact has an entry: write them into the bank first (write_facts)")
         self.templates, self.tokenizer, self.bank, self.seed, self.max_len = templates, tokenizer, bank, seed, max_len
-        self.n_facts, self.p = n_facts, dict(counterfactual=counterfactual, absent=absent, noise_prefix=noise_prefix, invented=invented)
+        self.n_facts, self.p = n_facts, dict(counterfactual=counterfactual, absent=absent, noise_prefix=noise_prefix, invented=invented,
+                                             wordings=wordings)
         gone = {w.lower() for w in exclude_words}           # (the words of held-out relations and wordings stay unseen)
-        self.words = [w for w in everyday_words(tokenizer) if w not in gone] if invented else []
+        self.words = [w for w in everyday_words(tokenizer) if w not in gone] if invented or wordings else []
         self.objects = {}
         for f in self.facts: self.objects.setdefault(f["relation"], set()).add(f["object"])
         self.objects = {r: sorted(o) for r, o in self.objects.items()}
@@ -173,8 +175,22 @@ def row(self: RealFactStream, rng: random.Random, fact: dict) -> tuple[list[int]
     q, o = self.encode(question), self.encode(" " + obj)
     ids = (q + o + self.encode("."))[:self.max_len]
     answer = [len(q) - 1 + k for k in range(len(o)) if len(q) + k < len(ids)]
-    entry = "" if absent else fill(rng.choice(self.templates[rel]), fact["subject"], obj)
-    return ids, answer, entry
+    if absent: return ids, answer, ""
+    t = rng.choice(self.templates[rel])
+    if p["wordings"] and rng.random() < p["wordings"]: return ids, answer, self.reworded(rng, t, fact["subject"], obj)
+    return ids, answer, fill(t, fact["subject"], obj)
+
+@patch
+def reworded(self: RealFactStream, rng: random.Random, template: str, subject: str, obj: str) -> str:
+    """The entry `template` states for (`subject`, `obj`) rewritten one of three ways: after an opener of random words
+    ("Garden morning reports that ..."), with an aside of random words after a leading subject ("X, lamp river, was born
+    in Y."), or compressed (function words dropped, subject and object kept). As is when the rewrite is longer than an entry."""
+    text, kind = fill(template, subject, obj), rng.choice(("opener", "aside", "compressed"))
+    if kind == "opener":
+        out = f"{random_phrase(self.words, rng, 2, 4).capitalize()}{rng.choice([' that', ','])} " + (text[0].lower() + text[1:] if template.startswith("The ") else text)
+    elif kind == "aside" and template.startswith("[X] "): out = f"{subject}, {random_phrase(self.words, rng, 1, 4)}, {text[len(subject) + 1:]}"
+    else: out = compress_words(text, keep=[subject, obj]) + "."
+    return out if len(self.encode(out)) <= self.bank.knowledge_length else text
 
 @patch
 def invented_row(self: RealFactStream, rng: random.Random, fact: dict) -> tuple[list[int], list[int], str] | None:

@@ -90,7 +90,7 @@ class TrainConfig:
     hold_out_relations: bool = True     # the facts of explicitlm.corpus.HELDOUT_RELATIONS leave the bank for training (no step
                                         # sees them, not even as a wrong entry); they are written at evaluation
     entry_wordings: float = 0.0         # share of the entries a fact batch rewrites in another wording than the canonical
-                                        # sentence (explicitlm.counterfactual.WORDINGS): a reader of entries in any wording
+                                        # sentence (explicitlm.counterfactual.WORDINGS; real facts: RealFactStream.reworded)
     invented_relations: float = 0.0     # share of fact statements of a relation made up for the step (random words, written
                                         # into an empty slot): reading an entry by its words, as a relation never trained needs
     teacher_forcing: float = 0.8        # share of supervised positions where the memory layers are given the right entry
@@ -939,10 +939,10 @@ def train_real_memory(model_config: MemoryConfig | None = None, train_config: Tr
     torch.manual_seed(cfg.seed)                # the memory's initial weights: a seeded run is reproducible
     model = ExplicitLM.from_backbone(cfg.init_from, mcfg, bank=bank, freeze_backbone=True, freeze_keys=cfg.freeze_keys)
     parameter_report(model)
-    unseen = heldout_words(real_heldout(cfg, [], load_pararel(pararel_root(cfg))[1])[2]) if cfg.invented_relations else ()
+    unseen = heldout_words(real_heldout(cfg, [], load_pararel(pararel_root(cfg))[1])[2]) if cfg.invented_relations or cfg.entry_wordings else ()
     stream = RealFactStream(written, templates, tok, model.bank, n_facts=cfg.fact_sequences, counterfactual=cfg.counterfactual,
                             absent=cfg.delete, noise_prefix=cfg.noise_prefix, seed=cfg.seed, invented=cfg.invented_relations,
-                            exclude_words=unseen)
+                            wordings=cfg.entry_wordings, exclude_words=unseen)
     eval_ds = PretrainDataset([{"text": fill(next(t for t in templates[f["relation"]]), f["subject"], f["object"])} for f in held], tok, 64)
     if cfg.retrieval_warmup and not cfg.resume_from:
         losses = retrieval_warmup(model, stream, cfg.retrieval_warmup, cfg, progress=cfg.progress)
