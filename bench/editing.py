@@ -70,9 +70,10 @@ def memory_rows(model, tok, cases, pool, sizes, label="ExplicitLM memory (ours)"
     return rows
 
 
-def calibrated_threshold(model, tok, cases, pool_from, offsets=(0.0, -0.05, -0.1, -0.15, -0.2, -0.25)):
+def calibrated_threshold(model, tok, cases, pool_from, offsets=(0.0, -0.05, -0.1, -0.15, -0.2, -0.25), entry=edit_sentence):
     """The shift of the null threshold (cosine units) that maximises the mean of ES, PS, NS and unchanged on validation
-    `cases` (their own edits in the bank), tried over `offsets`; the model is left at that shift. Returns (shift, table)."""
+    `cases` (their own edits in the bank, each `entry(case)`), tried over `offsets`; the model is left at that shift.
+    Returns (shift, table)."""
     gates = [m.memory_gate for m in model.memory_modules().values()]
     base = [g.null_threshold.item() for g in gates]
     ref = reference_answers(model, tok, cases)
@@ -81,7 +82,7 @@ def calibrated_threshold(model, tok, cases, pool_from, offsets=(0.0, -0.05, -0.1
     for off in offsets:
         with torch.no_grad():
             for g, b in zip(gates, base): g.null_threshold.fill_(b + off)
-        with bank_edits(model.bank, cases):
+        with bank_edits(model.bank, cases, entry=entry):
             s = summarize(counterfact_scores(model, tok, cases, ref), keep)
         results.append(dict(shift=off, **{k: round(v, 3) for k, v in s.items()}))
         print("calibration", results[-1], flush=True)
