@@ -878,7 +878,7 @@ def pararel_root(cfg: TrainConfig) -> str:
                                   "and trex_lms_vocab/> (or set EXPLICITLM_PARAREL)")
     return root
 
-def real_heldout(cfg: TrainConfig, facts: Sequence[dict], templates: dict) -> tuple[list[dict], dict, dict]:
+def real_heldout(cfg: TrainConfig, facts: list[dict], templates: dict) -> tuple[list[dict], dict, dict]:
     """(training facts, training templates, held-out templates) under `cfg.heldout_relations` (whole relations, all their
     templates held out) and `cfg.heldout_templates` (every N-th template of the others; `split_templates`)."""
     relations = [r.strip() for r in cfg.heldout_relations.split(",") if r.strip()]

@@ -147,12 +147,20 @@ class ClauseExtractor:
         return w in self.everyday or w in PERSONAL + THING or w in POSSESSIVE
 
     def names(self, clause: str) -> list[tuple[int, int, str]]:
-        """(start, end, name) of the names in `clause`: runs of capitalised words, less the everyday words at their start
-        when a word of the run is not everyday ("Later Vala" → "Vala"; a title keeps its "The"); a run of everyday words
-        only is a name when it has several ("The Silent Harbour"), not when it is one ("Friends", "She")."""
+        """(start, end, name) of the names in `clause`: runs of capitalised words. After the clause's first word, joined
+        by "of", or followed by an aside or by is/was/has ..., a run is a name whole ("developed by Apple", "Bank of
+        England", "Apple, a name often heard, is ..."): there a capital says so. Otherwise, at the clause's start, a run
+        is less the everyday words that begin it when a word of the run is not everyday
+        ("Later Vala" → "Vala"; a title keeps its "The"); a run of everyday words only is a name when it has several
+        ("The Silent Harbour"), not when it is one ("Friends", "She")."""
         out = []
         for m in re.finditer(r"[A-Z][\w'-]*(?:\s+(?:of\s+)?[A-Z][\w'-]*)*", clause):
             words = m[0].split()
+            subject_next = re.match(r",\s[^,]+,\s+[a-z]|\s+(?:is|was|are|were|has|had)\b", clause[m.end():])   # an aside or a verb
+            if ((clause[:m.start()].strip() or " of " in m[0] or subject_next)
+                    and not (len(words) == 1 and words[0].lower() in (*PERSONAL, *THING, *POSSESSIVE))):
+                out.append((m.start(), m.end(), m[0].removesuffix("'s")))
+                continue
             plain = [self.plain(w) for w in words]
             if all(plain):
                 if len(words) > 1 and not any(w.lower() in PERSONAL + THING or w.lower() in POSSESSIVE for w in words):
@@ -205,7 +213,7 @@ class ClauseExtractor:
     def drop_opener(self, clause: str) -> str:
         """`clause` without an opening phrase that ends in ',' or 'that' before its subject and holds no name or number
         ("Friends remember that she …", "Later in life, Vala …"; not "In 1883, X was born")."""
-        m = re.match(r"(?P<pre>.+?(?:,|\bthat))\s+(?P<rest>(?:[A-Z]\w*|he|she|it|they)\b.*)", clause)
+        m = re.match(r"(?P<pre>.+?(?:,|\bthat))\s+(?P<rest>(?:[A-Z]\w*|he|she|it|they|the)\b.*)", clause)
         if m is None or re.search(r"\d", m["pre"]) or self.names(m["pre"]): return clause
         return m["rest"][0].upper() + m["rest"][1:]
 
@@ -225,7 +233,8 @@ class ClauseExtractor:
                 clause = self.resolve(self.drop_opener(clause), subjects, persons)
                 for a, b, n in reversed(self.names(clause)):             # first names → full names
                     full = self.full_name(n, seen)
-                    if full != n: clause = clause[:a] + clause[a:b].replace(n, full, 1) + clause[b:]
+                    if full != n and not clause[:b].endswith(full) and not clause[a:].startswith(full):     # (not written out already)
+                        clause = clause[:a] + clause[a:b].replace(n, full, 1) + clause[b:]
                 found = [n for *_, n in self.names(clause)]
                 if not found: continue                                  # names nothing: states nothing about an entity
                 subject = subjects[-1] if subjects and names_subject(clause, subjects[-1]) else found[0]
