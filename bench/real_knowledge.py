@@ -21,6 +21,7 @@ from transformers import AutoTokenizer
 from editing import SHARED, calibrated_threshold, trained_memory, row
 from common import WORK, write_result
 from explicitlm.backbone import smollm2_path
+from explicitlm.eval import memory_hits
 from explicitlm.editing import bank_edits, counterfact_scores, neighbourhood_conflicts, reference_answers, METRICS
 from explicitlm.realfacts import cloze, fill, is_prompt_template, load_counterfact, load_pararel
 from explicitlm.train import REAL_TRAIN_RECIPE, TrainConfig, real_heldout
@@ -148,9 +149,23 @@ def measured_sets(pararel, counterfact, n, tok, max_tokens, n_validation=0, seed
     return sets, paragraphs, trained[n:]
 
 
-def scores_row(name, model, tok, cases, ref, **kw):
+def scores_row(name, model, tok, cases, ref, entries=None, **kw):
+    "A row of CounterFact's metrics; with the bank `entries` of the cases, where ours fails too (`retrieval_split`)."
     keep = [not x for x in neighbourhood_conflicts(cases, cases)]
-    return row(name, counterfact_scores(model, tok, cases, ref, progress=True, **kw), keep, cases=len(cases), neighbourhood_kept=sum(keep))
+    scores = counterfact_scores(model, tok, cases, ref, progress=True, **kw)
+    split = retrieval_split(model, tok, cases, entries, scores["ES"]) if entries is not None else {}
+    return row(name, scores, keep, cases=len(cases), neighbourhood_kept=sum(keep), **split)
+
+
+def retrieval_split(model, tok, cases, entries, efficacy):
+    """Retrieval or reading: `retrieved` = the share of questions whose own entry a memory layer selects first at the
+    question's last token; ES among those (a failure there is the reader's) and among the others (retrieval missed)."""
+    records = [dict(uuid=i, prompt=c["prompt"]) for i, c in enumerate(cases)]
+    hits = memory_hits(model, tok, records, {i: int(e) for i, e in enumerate(entries)}, progress=False)
+    hit = hits.groupby("uuid")["hit@1_last"].any().reindex(range(len(cases))).tolist()
+    mean = lambda v: round(sum(v) / len(v), 3) if v else float("nan")
+    return dict(retrieved=mean(hit), ES_if_retrieved=mean([e for e, h in zip(efficacy, hit) if h]),
+                ES_if_missed=mean([e for e, h in zip(efficacy, hit) if not h]))
 
 
 def paragraph_rows(model, tok, paragraphs, label, baselines=True):
@@ -182,8 +197,8 @@ def ours_rows(model, tok, sets, label=""):
     rows = []
     for name, cases in sets.items():
         ref = reference_answers(model, tok, cases)              # this model's own answers before the entries are written
-        with bank_edits(model.bank, cases, tok, entry=lambda c: c["entry"]):
-            rows.append(scores_row(f"{name}: ours{label} (all {len(cases)} entries in the bank)", model, tok, cases, ref))
+        with bank_edits(model.bank, cases, tok, entry=lambda c: c["entry"]) as entries:
+            rows.append(scores_row(f"{name}: ours{label} (all {len(cases)} entries in the bank)", model, tok, cases, ref, entries))
         print(rows[-1], flush=True)
     return rows
 
@@ -242,6 +257,8 @@ def main(argv=None):
         "Metrics as in bench/editing.md: ES = P(new) > P(true) after the prompt; PS = the same after the paraphrase; NS = the "
         "neighbour's true object still beats the new one; EM = greedy decoding gives the new object (\"answered\"); unchanged = the "
         "neighbour's greedy answer is the one the same model gave before (untouched facts unchanged).",
+        "Retrieval or reading (ours with the entries written): retrieved = the share of questions whose own entry the memory "
+        "selects first at the question's last token; ES_if_retrieved / ES_if_missed = ES among those and among the others.",
         "Plain-English paragraphs: 2-3 re-drawn facts about one held-out subject in any template (held-out ones included) with "
         "openers, asides, pronouns and filler sentences; written by `update_bank` with the default generic extractor "
         "(ClauseExtractor: one entry per clause, the model's own retrieval for placement); facts_with_an_entry = the share of "
