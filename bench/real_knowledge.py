@@ -263,8 +263,10 @@ def main(argv=None):
         "openers, asides, pronouns and filler sentences; written by `update_bank` with the default generic extractor "
         "(ClauseExtractor: one entry per clause, the model's own retrieval for placement); facts_with_an_entry = the share of "
         "stated facts with an entry holding their subject and object.",
-        f"Null threshold: the trained value, then (if it differs) shifted by {shift:+.2f}, the shift with the best mean of ES, PS, NS "
-        f"and unchanged on {a.validation} validation cases in trained wordings that no row measures (table below).",
+        (f"Null threshold: the trained value, then (if it differs) shifted by {shift:+.2f}, the shift with the best mean of ES, PS, NS "
+         f"and unchanged on {a.validation} validation cases in trained wordings that no row measures (table below)." if a.validation else
+         "Null threshold: as trained (--validation 0). The validation cases are drawn with the trained-wordings set, so without them "
+         "the other sets are other draws from the same held-out pools (the trained-wordings set is the same 300 cases)."),
         f"Training: {train_secs / 60:.0f} min on this machine (REAL_TRAIN_RECIPE plus {training}); evaluation {(time.time() - t0) / 60:.0f} min.",
     ]
     write_result(f"real_knowledge{variant}", "Knowledge in any wording on the real line: frozen SmolLM2-135M, held-out wordings and relations, "
