@@ -18,18 +18,19 @@ from .eval import answer_matches
 
 # %% auto #0
 __all__ = ['NAME', 'NUMBER_TYPES', 'OBJECT_PATTERNS', 'PRONOUNS', 'PERSONAL', 'THING', 'POSSESSIVE', 'DESCRIPTIONS',
-           'FACT_FIELDS', 'STATED_FIELDS', 'FILLERS', 'APPOSITIVES', 'PLAIN', 'PLAIN_OPENERS', 'PLAIN_ASIDES',
-           'PLAIN_FILLERS', 'CL100K_URL', 'ENTRY_FORMS', 'UPDATE_CLI_DEFAULTS', 'EXTRACTORS', 'EVICT',
-           'UPDATE_CLI_HELP', 'ExtractedFact', 'split_sentences', 'split_clauses', 'template_pattern',
-           'RelationExtractor', 'sentence_extractor', 'names_subject', 'ClauseExtractor', 'check_fields',
-           'checked_facts', 'checked_paragraphs', 'paragraph_sentences', 'new_paragraph', 'changed_paragraph',
-           'update_paragraphs', 'write_update_paragraphs', 'load_update_paragraphs', 'plain_sentences',
-           'plain_paragraphs', 'write_plain_paragraphs', 'offline_tiktoken_dir', 'environment', 'EntryTooLong',
-           'n_tokens', 'protected_segments', 'remote_code', 'LinguaCompressor', 'relation_phrase', 'entry_text',
-           'kept_words', 'fact_entry', 'BankChange', 'parser_signature', 'fact_keys', 'BankFull', 'least_used',
-           'row_hashes', 'bank_row_hashes', 'matching_entries', 'plan_changes', 'entries_read', 'retrieval_targets',
-           'os_error', 'BankUpdate', 'skip_line', 'update_bank', 'update_check', 'update_cli_help', 'parse_update_args',
-           'read_update_text', 'save_updated_checkpoint', 'quiet_progress', 'update_bank_command', 'update_bank_cli']
+           'SHORT_WORDS', 'NAME_PARTICLES', 'NAME_RUN', 'FACT_FIELDS', 'STATED_FIELDS', 'FILLERS', 'APPOSITIVES',
+           'PLAIN', 'PLAIN_OPENERS', 'PLAIN_ASIDES', 'PLAIN_FILLERS', 'CL100K_URL', 'ENTRY_FORMS',
+           'UPDATE_CLI_DEFAULTS', 'EXTRACTORS', 'EVICT', 'UPDATE_CLI_HELP', 'ExtractedFact', 'split_sentences',
+           'split_clauses', 'template_pattern', 'RelationExtractor', 'sentence_extractor', 'names_subject',
+           'ClauseExtractor', 'check_fields', 'checked_facts', 'checked_paragraphs', 'paragraph_sentences',
+           'new_paragraph', 'changed_paragraph', 'update_paragraphs', 'write_update_paragraphs',
+           'load_update_paragraphs', 'plain_sentences', 'plain_paragraphs', 'write_plain_paragraphs',
+           'offline_tiktoken_dir', 'environment', 'EntryTooLong', 'n_tokens', 'protected_segments', 'remote_code',
+           'LinguaCompressor', 'relation_phrase', 'entry_text', 'kept_words', 'fact_entry', 'BankChange',
+           'parser_signature', 'fact_keys', 'BankFull', 'least_used', 'row_hashes', 'bank_row_hashes',
+           'matching_entries', 'plan_changes', 'entries_read', 'retrieval_targets', 'os_error', 'BankUpdate',
+           'skip_line', 'update_bank', 'update_check', 'update_cli_help', 'parse_update_args', 'read_update_text',
+           'save_updated_checkpoint', 'quiet_progress', 'update_bank_command', 'update_bank_cli']
 
 # %% ../nbs/14_update.ipynb #c006
 @dataclass
@@ -124,6 +125,11 @@ THING = ("it",)                                       # ... for the last company
 POSSESSIVE = dict(his="person", her="person", their="person", its="thing")
 DESCRIPTIONS = dict(company="thing", firm="thing", business="thing", city="thing", town="thing", book="thing", novel="thing",
                     ship="thing", vessel="thing", man="person", woman="person", scholar="person", writer="person")
+# everyday words too short for `everyday_words` (3 letters or more): "As the records show, X ..." opens with no name
+SHORT_WORDS = frozenset({"a", "an", "of", "in", "on", "at", "to", "by", "as", "if", "so", "or", "up", "we", "us", "no", "my", "is", "be", "do"})
+# lower-case words inside a name: "Bank of England", "Jules de Polignac", "Ludwig van Beethoven", "Umar ibn Al-Khattāb"
+NAME_PARTICLES = ("of", "de", "du", "da", "di", "del", "della", "van", "von", "der", "den", "ibn", "bin", "la", "le")
+NAME_RUN = re.compile(rf"[A-Z][\w'-]*(?:\s+(?:(?:{'|'.join(NAME_PARTICLES)})\s+)*[A-Z][\w'-]*)*")
 
 def names_subject(text: str, subject: str) -> bool:
     "True if `text` names `subject` as whole words."
@@ -135,7 +141,7 @@ class ClauseExtractor:
     statements). `tokenizer` (the model's) tells everyday words from names (`everyday_words`); `names`: full names the
     text may call by one of their words."""
     def __init__(self, tokenizer, names: Sequence[str] = ()):
-        self.everyday = set(everyday_words(tokenizer)) | {"a", "an", "of", "in", "on", "at", "to", "by"}
+        self.everyday = set(everyday_words(tokenizer)) | SHORT_WORDS
         self.known = list(names)
         self.signature = ("clauses", len(self.everyday))
 
@@ -147,17 +153,18 @@ class ClauseExtractor:
         return w in self.everyday or w in PERSONAL + THING or w in POSSESSIVE
 
     def names(self, clause: str) -> list[tuple[int, int, str]]:
-        """(start, end, name) of the names in `clause`: runs of capitalised words. After the clause's first word, joined
-        by "of", or followed by an aside or by is/was/has ..., a run is a name whole ("developed by Apple", "Bank of
-        England", "Apple, a name often heard, is ..."): there a capital says so. Otherwise, at the clause's start, a run
+        """(start, end, name) of the names in `clause`: runs of capitalised words, with the particles of names between them
+        ("Jules de Polignac"). After the clause's first word, joined by a particle, or followed by an aside or by
+        is/was/has ..., a run is a name whole ("developed by Apple", "Bank of England", "Apple, a name often heard, is
+        ..."): there a capital says so. Otherwise, at the clause's start, a run
         is less the everyday words that begin it when a word of the run is not everyday
         ("Later Vala" → "Vala"; a title keeps its "The"); a run of everyday words only is a name when it has several
         ("The Silent Harbour"), not when it is one ("Friends", "She")."""
         out = []
-        for m in re.finditer(r"[A-Z][\w'-]*(?:\s+(?:of\s+)?[A-Z][\w'-]*)*", clause):
+        for m in NAME_RUN.finditer(clause):
             words = m[0].split()
             subject_next = re.match(r",\s[^,]+,\s+[a-z]|\s+(?:is|was|are|were|has|had)\b", clause[m.end():])   # an aside or a verb
-            if ((clause[:m.start()].strip() or " of " in m[0] or subject_next)
+            if ((clause[:m.start()].strip() or any(w in NAME_PARTICLES for w in words) or subject_next)
                     and not (len(words) == 1 and words[0].lower() in (*PERSONAL, *THING, *POSSESSIVE))):
                 out.append((m.start(), m.end(), m[0].removesuffix("'s")))
                 continue
