@@ -21,9 +21,9 @@ __all__ = ['NAME', 'NUMBER_TYPES', 'OBJECT_PATTERNS', 'PRONOUNS', 'PERSONAL', 'T
            'SHORT_WORDS', 'NAME_PARTICLES', 'NAME_RUN', 'FACT_FIELDS', 'STATED_FIELDS', 'FILLERS', 'APPOSITIVES',
            'PLAIN', 'PLAIN_OPENERS', 'PLAIN_ASIDES', 'PLAIN_FILLERS', 'CL100K_URL', 'ENTRY_FORMS',
            'UPDATE_CLI_DEFAULTS', 'EXTRACTORS', 'EVICT', 'UPDATE_CLI_HELP', 'ExtractedFact', 'split_sentences',
-           'split_clauses', 'template_pattern', 'RelationExtractor', 'sentence_extractor', 'names_subject',
-           'ClauseExtractor', 'check_fields', 'checked_facts', 'checked_paragraphs', 'paragraph_sentences',
-           'new_paragraph', 'changed_paragraph', 'update_paragraphs', 'write_update_paragraphs',
+           'split_clauses', 'template_pattern', 'RelationExtractor', 'sentence_extractor', 'is_pronoun',
+           'names_subject', 'ClauseExtractor', 'check_fields', 'checked_facts', 'checked_paragraphs',
+           'paragraph_sentences', 'new_paragraph', 'changed_paragraph', 'update_paragraphs', 'write_update_paragraphs',
            'load_update_paragraphs', 'plain_sentences', 'plain_paragraphs', 'write_plain_paragraphs',
            'offline_tiktoken_dir', 'environment', 'EntryTooLong', 'n_tokens', 'protected_segments', 'remote_code',
            'LinguaCompressor', 'relation_phrase', 'entry_text', 'kept_words', 'fact_entry', 'BankChange',
@@ -131,6 +131,10 @@ SHORT_WORDS = frozenset({"a", "an", "of", "in", "on", "at", "to", "by", "as", "i
 NAME_PARTICLES = ("of", "de", "du", "da", "di", "del", "della", "van", "von", "der", "den", "ibn", "bin", "la", "le")
 NAME_RUN = re.compile(rf"[A-Z][\w'-]*(?:\s+(?:(?:{'|'.join(NAME_PARTICLES)})\s+)*[A-Z][\w'-]*)*")
 
+def is_pronoun(word: str) -> bool:
+    "True for a pronoun or possessive that stands for an entity named before ('She', 'its'), in any case."
+    return word.lower() in PERSONAL + THING or word.lower() in POSSESSIVE
+
 def names_subject(text: str, subject: str) -> bool:
     "True if `text` names `subject` as whole words."
     return re.search(rf"(?<![\w-]){re.escape(subject)}(?![\w-])", text) is not None
@@ -150,27 +154,26 @@ class ClauseExtractor:
     def plain(self, word: str) -> bool:
         "True for an everyday word (not a name): its lower-case form is a word of the tokenizer, or a pronoun."
         w = word.lower().removesuffix("'s")
-        return w in self.everyday or w in PERSONAL + THING or w in POSSESSIVE
+        return w in self.everyday or is_pronoun(w)
 
     def names(self, clause: str) -> list[tuple[int, int, str]]:
         """(start, end, name) of the names in `clause`: runs of capitalised words, with the particles of names between them
         ("Jules de Polignac"). After the clause's first word, joined by a particle, or followed by an aside or by
         is/was/has ..., a run is a name whole ("developed by Apple", "Bank of England", "Apple, a name often heard, is
-        ..."): there a capital says so. Otherwise, at the clause's start, a run
-        is less the everyday words that begin it when a word of the run is not everyday
-        ("Later Vala" → "Vala"; a title keeps its "The"); a run of everyday words only is a name when it has several
-        ("The Silent Harbour"), not when it is one ("Friends", "She")."""
+        ..."): there a capital says so. Otherwise, at the clause's start, a run is less the everyday words that begin it
+        when a word of the run is not everyday ("Later Vala" → "Vala"; a title keeps its "The"); a run of everyday words
+        only is a name when it has several ("The Silent Harbour"), not when it is one ("Friends", "She")."""
         out = []
         for m in NAME_RUN.finditer(clause):
             words = m[0].split()
             subject_next = re.match(r",\s[^,]+,\s+[a-z]|\s+(?:is|was|are|were|has|had)\b", clause[m.end():])   # an aside or a verb
             if ((clause[:m.start()].strip() or any(w in NAME_PARTICLES for w in words) or subject_next)
-                    and not (len(words) == 1 and words[0].lower() in (*PERSONAL, *THING, *POSSESSIVE))):
+                    and not (len(words) == 1 and is_pronoun(words[0]))):
                 out.append((m.start(), m.end(), m[0].removesuffix("'s")))
                 continue
             plain = [self.plain(w) for w in words]
             if all(plain):
-                if len(words) > 1 and not any(w.lower() in PERSONAL + THING or w.lower() in POSSESSIVE for w in words):
+                if len(words) > 1 and not any(map(is_pronoun, words)):
                     out.append((m.start(), m.end(), m[0].removesuffix("'s")))
                 continue
             k = plain.index(False)
