@@ -77,6 +77,10 @@ class MemoryConfig(PreTrainedConfig):
                                     # sits in its best cell, so an edit re-places it at once; "learned": trained keys, cell i is
                                     # entry i (the seeds')
     subkey_topk: int = 8            # best sub-keys per half combined in stage 1 (subkey_topk² cells are probed)
+    lexical_candidates: int = 0     # stage 1 also proposes up to this many entries holding the rarest tokens the position
+                                    # has read (an inverted index of the bank's tokens, as hybrid search adds keyword hits
+                                    # to dense ones): the entry that names the question's subject is scored even when its
+                                    # cell is not probed (0: cells only)
     cache_keys: str = "inference"   # when the gate keeps every entry's key (knowledge_dim floats per entry and memory layer)
                                     # for stage 2 to gather: "inference" (not in training: there it re-encodes its
                                     # candidates' keys from their tokens — current keys, and a training step holds the bank
@@ -143,6 +147,10 @@ class MemoryConfig(PreTrainedConfig):
                   (self.reader in READERS, f"reader={self.reader!r} must be one of {READERS}"),
                   (self.query_source in QUERY_SOURCES, f"query_source={self.query_source!r} must be one of {QUERY_SOURCES}"),
                   (self.subkey_topk >= 1, f"subkey_topk={self.subkey_topk} must be >= 1"),
+                  (self.lexical_candidates >= 0, f"lexical_candidates={self.lexical_candidates} must be >= 0 (0: cells only)"),
+                  (not self.lexical_candidates or (self.key_layout == "content" and self.query_mode == "token"),
+                   f"lexical_candidates={self.lexical_candidates} proposes entries for each position's own text from the content "
+                   f"index: it needs key_layout='content' and query_mode='token', not {self.key_layout!r} and {self.query_mode!r}"),
                   (self.query_hidden >= 0, f"query_hidden={self.query_hidden} must be >= 0 (0: a linear query projection)"),
                   (-1.0 <= self.null_threshold <= 1.0, f"null_threshold={self.null_threshold} must be a cosine in [-1, 1]"),
                   (self.coverage_weight >= 0, f"coverage_weight={self.coverage_weight} must be >= 0 (0: no coverage term)"),
@@ -165,6 +173,11 @@ class MemoryConfig(PreTrainedConfig):
     def num_keys(self) -> int:
         "Keys per product-key half: sqrt(knowledge_num)."
         return math.isqrt(self.knowledge_num)
+
+    @property
+    def reads_prefix(self) -> bool:
+        "Whether the memory needs the tokens each position has read (the coverage term, `reader_match`, keyword candidates)."
+        return bool(self.coverage_weight) or self.reader_match or bool(self.lexical_candidates)
 
     @classmethod
     def from_config(cls, config: MemoryConfig, **changes) -> MemoryConfig:

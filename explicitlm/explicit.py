@@ -79,11 +79,16 @@ class CastEmbedding(nn.Module):
 
 class MemoryContext:
     "What the memory layers of one `ExplicitLM` share without owning: bank, backbone embedding, call mask, traces, query sums."
-    def __init__(self, bank: MemoryBank, backbone: nn.Module, needs_prefix: bool = False):
-        self.bank, self.backbone, self.needs_prefix = bank, backbone, needs_prefix
+    def __init__(self, bank: MemoryBank, backbone: nn.Module, config: MemoryConfig | None = None):
+        self.bank, self.backbone, self.config = bank, backbone, config
         self.attention_mask, self.past_length, self.input_ids, self.prefix = None, 0, None, None
         self.traces, self.history, self.query_state, self.forced = {}, None, {}, {}
         self.warned = False
+
+    @property
+    def needs_prefix(self) -> bool:
+        "Whether the memory reads the tokens read so far (`MemoryConfig.reads_prefix`, asked at each call: `lexical_candidates` may be set after loading)."
+        return self.config is not None and self.config.reads_prefix
 
     def embed(self, dtype: torch.dtype) -> CastEmbedding:
         "The backbone's input embedding, cast to the memory's `dtype`."
@@ -268,7 +273,7 @@ class ExplicitLM(PreTrainedModel, GenerationMixin):
         real = None if emb.device.type == "meta" else emb.device        # (meta: from_pretrained loads the weights later)
         self.backbone, self.bank = backbone, bank.to(real)
         self.post_init()         # before the memory is added: a nested backbone's `_init_weights` would re-draw it
-        self.context = MemoryContext(self.bank, backbone, needs_prefix=bool(config.coverage_weight) or config.reader_match)
+        self.context = MemoryContext(self.bank, backbone, config)
         eps = getattr(backbone.config, "rms_norm_eps", 1e-6)
         for i in idx:
             memory = MemoryLayer(config, self.hidden_size, eps).to(device=real, dtype=memory_dtype or emb.dtype)

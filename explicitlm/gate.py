@@ -14,8 +14,9 @@ from .config import MemoryConfig
 from .bank import EntryEncoder, FreshLock, MemoryBank, unique_ids
 
 # %% auto #0
-__all__ = ['NEVER', 'product_key_topk', 'assign_cells', 'cell_table', 'cell_candidates', 'GateOutput', 'pool_queries', 'Prefix',
-           'first_seen', 'prefix_of', 'select_candidates', 'query_projection', 'ProductKeyGate', 'inner_product_kmeans',
+__all__ = ['NEVER', 'product_key_topk', 'assign_cells', 'cell_table', 'group_slots', 'cell_candidates', 'GateOutput',
+           'pool_queries', 'Prefix', 'first_seen', 'prefix_of', 'lexical_index', 'drop_repeats', 'lexical_candidates',
+           'select_candidates', 'query_projection', 'ProductKeyGate', 'inner_product_kmeans',
            'interleaved_pca_rotation', 'cluster_all_keys']
 
 # %% ../nbs/02_gate.ipynb #c006
@@ -49,6 +50,19 @@ def cell_table(entry_cell: torch.Tensor, n_cells: int) -> tuple[torch.Tensor, to
     return order, torch.cat([counts.new_zeros(1), counts.cumsum(0)])
 
 # %% ../nbs/02_gate.ipynb #c031
+def group_slots(groups: torch.Tensor, count: torch.Tensor, starts: torch.Tensor, order: torch.Tensor,
+                budget: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first `budget` entries of `groups` `[..., G]` in turn, `count[..., g]` of group g's entries `order[starts[g]:]` each
+    (0: skip it): (each slot's group position, whether the slot is filled, entry ids; -1 where none), `[..., budget]`."""
+    end = count.cumsum(-1)
+    slot = torch.arange(budget, device=groups.device).expand(*end.shape[:-1], budget).contiguous()
+    j = torch.searchsorted(end.contiguous(), slot, right=True)                                 # group of each slot
+    found = j < end.shape[-1]
+    j = j.clamp(max=end.shape[-1] - 1)
+    at = starts[groups.gather(-1, j)] + slot - (end.gather(-1, j) - count.gather(-1, j))
+    entries = order[at.clamp(min=0, max=len(order) - 1)] if len(order) else torch.zeros_like(at)
+    return j, found, torch.where(found, entries, torch.full_like(entries, -1))
+
 def cell_candidates(query: torch.Tensor, keys: torch.Tensor, order: torch.Tensor, starts: torch.Tensor, budget: int,
                     k_half: int) -> tuple[torch.Tensor, torch.Tensor]:
     "Up to `budget` entries from the best cells for `query` `[..., d]`: (cell scores, entry ids; -1 where none)."
@@ -60,14 +74,8 @@ def cell_candidates(query: torch.Tensor, keys: torch.Tensor, order: torch.Tensor
     comb, pos = comb.topk(min(comb.shape[-1], max(2 * budget, 64)), dim=-1)                  # enough cells, best first
     cells = (i1.unsqueeze(-1) * n_keys + i2.unsqueeze(-2)).flatten(-2).gather(-1, pos)       # [..., a²] best first
     count = starts[cells + 1] - starts[cells]                                                # entries in each probed cell
-    end = count.cumsum(-1)
-    slot = torch.arange(budget, device=query.device).expand(*end.shape[:-1], budget).contiguous()
-    j = torch.searchsorted(end.contiguous(), slot, right=True)                                 # probed cell of each slot
-    found = j < end.shape[-1]
-    j = j.clamp(max=end.shape[-1] - 1)
-    at = starts[cells.gather(-1, j)] + slot - (end.gather(-1, j) - count.gather(-1, j))
-    entries = order[at.clamp(max=len(order) - 1)]
-    return comb.gather(-1, j).masked_fill(~found, float("-inf")), torch.where(found, entries, torch.full_like(entries, -1))
+    j, found, entries = group_slots(cells, count, starts, order, budget)
+    return comb.gather(-1, j).masked_fill(~found, float("-inf")), entries
 
 # %% ../nbs/02_gate.ipynb #c010
 @dataclass
@@ -133,6 +141,37 @@ def prefix_of(ids: torch.Tensor, vocab_size: int, attention_mask: torch.Tensor |
     pos = torch.arange(S, device=ids.device, dtype=torch.int32) + offset
     return Prefix(seen, torch.arange(B, device=ids.device)[:, None].expand(B, S), pos.expand(B, S))
 
+# %% ../nbs/02_gate.ipynb #c104
+def lexical_index(tokens: torch.Tensor, pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    "Inverted index of entries `tokens` `[n, L]` by token id: `order[starts[t]:starts[t + 1]]` hold token t (each entry once; padding never)."
+    n, L = tokens.shape
+    rows = torch.arange(n, device=tokens.device)[:, None].expand(n, L)
+    code = (tokens.long() * n + rows)[tokens != pad_token_id].unique()          # sorted by token, then entry
+    tok = code // max(n, 1)
+    counts = torch.bincount(tok, minlength=int(tok.max()) + 1 if len(tok) else 0)
+    return code % max(n, 1), torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+def drop_repeats(entries: torch.Tensor) -> torch.Tensor:
+    "`entries` `[..., I]` with every later occurrence of an entry id set to -1 (the first one stays where it is)."
+    v, i = entries.sort(dim=-1, stable=True)
+    again = (v[..., 1:] == v[..., :-1]) & (v[..., 1:] >= 0)
+    return entries.masked_fill(torch.zeros_like(entries, dtype=torch.bool).scatter(-1, i[..., 1:], again), -1)
+
+def lexical_candidates(prefix: Prefix, order: torch.Tensor, starts: torch.Tensor, budget: int) -> torch.Tensor:
+    """Up to `budget` entries `[*prefix.row.shape, budget]` (-1: none) holding tokens each query position has read: the rarest
+    token's entries first, a token's entries all or none (`order`, `starts`: `lexical_index`)."""
+    seen = prefix.first_seen < NEVER                                                  # [B, V]
+    width = max(int(seen.sum(-1).max()), 1) if seen.numel() else 1
+    toks = seen.to(torch.int8).argsort(dim=-1, descending=True, stable=True)[:, :width]  # each row's tokens (then unread ones)
+    first = prefix.first_seen.gather(-1, toks)
+    t, read = toks[prefix.row], first[prefix.row] <= prefix.pos[..., None]          # [*q, width]
+    known = t < len(starts) - 1                                                       # (a token no entry holds)
+    t = torch.where(known, t, torch.zeros_like(t))
+    df = torch.where(known & read, starts[t + 1] - starts[t], torch.full_like(t, budget + 1))   # unread: never fits
+    df, o = df.sort(dim=-1, stable=True)
+    take = df.cumsum(-1) <= budget
+    return group_slots(t.gather(-1, o), torch.where(take, df, torch.zeros_like(df)), starts, order, budget)[2]
+
 # %% ../nbs/02_gate.ipynb #c014
 def select_candidates(logits: torch.Tensor, k: int, temperature: float = 1.0, gumbel: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "Pick `k` of the candidates in `logits` `[..., C]`: (positions, straight-through weights, softmax probs)."
@@ -175,8 +214,10 @@ class ProductKeyGate(nn.Module):
             self.null_threshold = nn.Parameter(torch.tensor(float(config.null_threshold)))   # below it: select nothing (learned)
         if config.coverage_weight: self.coverage_scale = nn.Parameter(torch.tensor(float(config.coverage_weight)))
         self.dropout = nn.Dropout(config.dropout)
-        for name in ("entry_cell", "cell_order"): self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
+        for name in ("entry_cell", "cell_order", "lexical_order"):
+            self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
         self.register_buffer("cell_starts", torch.zeros(config.num_keys ** 2 + 1, dtype=torch.long), persistent=False)
+        self.register_buffer("lexical_starts", torch.zeros(1, dtype=torch.long), persistent=False)   # (`lexical_candidates`)
         self.key_cache: torch.Tensor | None = None        # every entry's key (see `sync`), when `keeps_keys()`
         self.weight_cache: torch.Tensor | None = None     # ... and its tokens' pooling weights, with a coverage term
         # the seeds' pooled reader fuses the selected keys themselves, so the selection's gradient must reach them; the
@@ -184,6 +225,7 @@ class ProductKeyGate(nn.Module):
         # (cached, or encoded afresh: see `cache_keys`)
         self.keys_learn_from_selection = config.reader == "pooled" or config.key_layout == "learned"
         self.synced: tuple | None = None                  # (bank, bank version, weights signature) of the index
+        self.lexical_synced: tuple | None = None          # (bank, bank version) of the keyword index
         self.sync_lock = FreshLock()                       # two threads' forwards bring the index up to date one at a time
 
     def entry_keys(self, tokens: torch.Tensor, embed: nn.Module) -> torch.Tensor:
@@ -279,6 +321,11 @@ def sync(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module):
                  or (self.keeps_keys() and self.key_cache is None))
         changed = None if stale else bank.changes_since(self.synced[1])
         if changed is None or len(changed): self.file_entries(bank, embed, changed)
+        if self.config.lexical_candidates and (self.lexical_synced is None or self.lexical_synced[0] is not bank
+                                               or self.lexical_synced[1] != version):
+            # rebuilt whole on any change (one sort of the bank's token ids), and when the setting is turned on after loading
+            self.lexical_order, self.lexical_starts = lexical_index(bank.tokens, self.config.pad_token_id)
+            self.lexical_synced = (bank, version)
         if changed is None or self.synced[2] is None or not self.training: self.synced = (bank, version, signature)
         else: self.synced = (bank, version, self.synced[2])
 
@@ -303,8 +350,9 @@ def cluster_keys(self: ProductKeyGate, bank: MemoryBank, embed: nn.Module, iters
 
 # %% ../nbs/02_gate.ipynb #c046
 @patch
-def candidates(self: ProductKeyGate, x: torch.Tensor, attention_mask: torch.Tensor | None = None):
-    "Stage 1 only: queries `[B, S, knowledge_dim]`, candidate scores and entries `[B, S', num_candidates_internal]` (-1: none)."
+def candidates(self: ProductKeyGate, x: torch.Tensor, attention_mask: torch.Tensor | None = None, prefix: Prefix | None = None):
+    """Stage 1 only: queries `[B, S, knowledge_dim]`, candidate scores and entries `[B, S', num_candidates_internal]` (-1: none)
+    — plus, with `lexical_candidates` and the `prefix` read, the entries holding its rarest tokens (score -inf: no cell)."""
     if x.dim() != 3 or x.shape[-1] != self.hidden_size:
         raise ValueError(f"gate input has shape {tuple(x.shape)}; expected [batch, seq, hidden_size={self.hidden_size}]")
     c = self.config
@@ -315,8 +363,13 @@ def candidates(self: ProductKeyGate, x: torch.Tensor, attention_mask: torch.Tens
         scores, cells = product_key_topk(qs, self.keys, budget, budget)
         return q, scores, cells
     if c.retrieval_score == "cosine": qs = F.normalize(qs, dim=-1)
-    return q, *cell_candidates(self.index_space(qs.detach()), self.keys.float(), self.cell_order, self.cell_starts, budget,
+    s1, cand = cell_candidates(self.index_space(qs.detach()), self.keys.float(), self.cell_order, self.cell_starts, budget,
                                self.probe_width())
+    if c.lexical_candidates and prefix is not None:
+        lex = lexical_candidates(prefix, self.lexical_order, self.lexical_starts, c.lexical_candidates).to(cand.device)
+        cand = drop_repeats(torch.cat([cand, lex], -1))
+        s1 = torch.cat([s1, s1.new_full(lex.shape, float("-inf"))], -1)
+    return q, s1, cand
 
 @patch
 def candidate_keys(self: ProductKeyGate, entries: torch.Tensor, bank: MemoryBank, embed: nn.Module) -> torch.Tensor:
@@ -378,7 +431,7 @@ def forward(self: ProductKeyGate, x: torch.Tensor, bank: MemoryBank, embed: nn.M
         raise ValueError(f"bank has {len(bank)} entries but the gate was built for knowledge_num={c.knowledge_num}")
     self.sync(bank, embed)
     B, S = x.shape[:2]
-    q, s1, cand = self.candidates(x, attention_mask)                            # [B, S', I]
+    q, s1, cand = self.candidates(x, attention_mask, prefix)                    # [B, S', I]
     # only the seeds' designs (pooled reader, trained sub-keys) differentiate the selection; the slot reader reads tokens
     # and the query learns from the retrieval loss (through `queries`), so there stage 2 runs without autograd and keeps
     # no [B, S, I, knowledge_dim] candidate keys for the backward pass

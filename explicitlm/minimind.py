@@ -167,7 +167,7 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
         raise ValueError(f"token id {int(input_ids.max())} outside the vocabulary (vocab_size={self.config.vocab_size})")
     past = cache.get_seq_length() if cache is not None else 0
     S = input_ids.shape[1]
-    reads_text = self.config.query_source == "tokens" or bool(self.config.coverage_weight) or self.config.reader_match
+    reads_text = self.config.query_source == "tokens" or self.config.reads_prefix
     if past and self.config.query_source == "tokens" and self.uses_memory:
         raise ValueError("query_source='tokens' reads the whole text: call without a KV cache (generate does)")
     if past + S > self.config.max_seq_len:
@@ -181,7 +181,7 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
     if reads_text and bank is not None:        # the tokens read so far; with a KV cache, carried by the cache from call to call
         seen = getattr(cache, "memory_first_seen", None) if past else None
         if past and seen is None:
-            raise ValueError("coverage_weight / reader_match need the tokens read so far, and this KV cache was not filled by "
+            raise ValueError("coverage_weight / reader_match / lexical_candidates need the tokens read so far, and this KV cache was not filled by "
                              "this model: call without a cache, or let generate fill it")
         prefix = prefix_of(input_ids, self.config.vocab_size, attention_mask, seen, past)
         if cache is not None: cache.memory_first_seen = prefix.first_seen
@@ -276,7 +276,7 @@ def compare_sizes(*models: nn.Module):
 def generate(self: MiniMindLM, inputs: torch.Tensor | None = None, generation_config=None, **kwargs):
     """transformers' `GenerationMixin.generate`, capped at `max_seq_len` tokens; without a KV cache for pooled queries (and for
     beam search over a model that reads the text so far: the cache carries what each row has read, and beams reorder rows)."""
-    reads_text = self.config.coverage_weight or self.config.reader_match      # the cache carries what was read: not beams'
+    reads_text = self.config.reads_prefix      # the cache carries what was read: not beams'
     if self.config.query_mode != "token" or self.config.query_source == "tokens" or (reads_text and kwargs.get("num_beams", 1) > 1):
         kwargs["use_cache"] = False
     ids = inputs if inputs is not None else kwargs.get("input_ids")

@@ -866,7 +866,7 @@ def real_memory_config(backbone_config, tokenizer, n_facts: int, empty: int = 10
     "The memory of the real-backbone recipe for `n_facts` training facts plus `empty` free entries (`changes` override any field)."
     side = math.isqrt(n_facts + empty - 1) + 1
     base = dict(knowledge_num=side * side, knowledge_length=24, knowledge_dim=256, num_candidates=8, num_candidates_internal=2048,
-                subkey_topk=48,
+                subkey_topk=48, lexical_candidates=128,
                 memory_layers=[round(2 * backbone_config.num_hidden_layers / 3)], query_source="tokens", coverage_weight=5.0,
                 write_residual=False, null_threshold=0.3, pad_token_id=tokenizer.pad_token_id, freeze_ratio=0.0)
     return MemoryConfig(**{**base, **changes})
