@@ -213,6 +213,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")
     ap.add_argument("--cases", type=int, default=300, help="cases per check set (half as many plain-English paragraphs)")
     ap.add_argument("--validation", type=int, default=150, help="cases to calibrate the null threshold on (0: none)")
+    ap.add_argument("--lexical", default="0,128", help="keyword candidates to read the bank with (MemoryConfig.lexical_candidates), "
+                                                         "a row set each: comma list (0: cells only)")
     ap.add_argument("--retrain", action="store_true"); ap.add_argument("--train-only", action="store_true")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads or min(os.cpu_count() or 1, 16))
@@ -234,15 +236,20 @@ def main(argv=None):
         rows.append(scores_row(f"{name}: in-context (the entry before the prompt)", model, tok, cases, ref, prefix=lambda c: c["entry"] + " "))
         print(rows[-1], flush=True)
     model.set_shortcut(closed=False)
-    rows += ours_rows(model, tok, sets, ", null threshold as trained")
-    prow, examples = paragraph_rows(model, tok, paragraphs, "plain-English paragraphs")
-    rows += prow; print(prow, flush=True)
+    trained_lexical = model.config.lexical_candidates
+    for k, lexical in enumerate(int(x) for x in a.lexical.split(",")):
+        model.config.lexical_candidates = lexical            # a search setting, read by the gates at every call
+        search = f"{lexical} keyword candidates" if lexical else "cells only"
+        rows += ours_rows(model, tok, sets, f", {search}, null threshold as trained")
+        prow, ex = paragraph_rows(model, tok, paragraphs, f"plain-English paragraphs, {search}", baselines=k == 0)
+        rows += prow; print(prow, flush=True)
+        if k == 0: examples = ex
     shift, calibration = 0.0, None
     if validation:
         shift, calibration = calibrated_threshold(model, tok, validation, 0, entry=lambda c: c["entry"])
         if shift:
-            rows += ours_rows(model, tok, sets, f", null threshold {shift:+.2f}")
-            rows += paragraph_rows(model, tok, paragraphs, f"plain-English paragraphs, null threshold {shift:+.2f}", baselines=False)[0]
+            rows += ours_rows(model, tok, sets, f", {search}, null threshold {shift:+.2f}")
+            rows += paragraph_rows(model, tok, paragraphs, f"plain-English paragraphs, {search}, null threshold {shift:+.2f}", baselines=False)[0]
     table = pd.DataFrame(rows)
     ex = pd.DataFrame([dict(paragraph=t, entries=" | ".join(e)) for t, e in examples])
     samples = pd.DataFrame([dict(set=k, entry=c["entry"], question=c["prompt"], new_object=c["target_new"]) for k, cs in sets.items() for c in cs[:3]])
@@ -259,6 +266,9 @@ def main(argv=None):
         "neighbour's greedy answer is the one the same model gave before (untouched facts unchanged).",
         "Retrieval or reading (ours with the entries written): retrieved = the share of questions whose own entry the memory "
         "selects first at the question's last token; ES_if_retrieved / ES_if_missed = ES among those and among the others.",
+        f"Search settings (the same trained weights; trained with lexical_candidates={trained_lexical}): 'cells only' proposes stage 2 "
+        "the num_candidates_internal entries of the cells nearest the query; 'N keyword candidates' adds up to N entries holding "
+        "the rarest tokens the question has read (MemoryConfig.lexical_candidates). The calibration, if any, uses the last one.",
         "Plain-English paragraphs: 2-3 re-drawn facts about one held-out subject in any template (held-out ones included) with "
         "openers, asides, pronouns and filler sentences; written by `update_bank` with the default generic extractor "
         "(ClauseExtractor: one entry per clause, the model's own retrieval for placement); facts_with_an_entry = the share of "
@@ -271,7 +281,8 @@ def main(argv=None):
     ]
     write_result(f"real_knowledge{variant}", "Knowledge in any wording on the real line: frozen SmolLM2-135M, held-out wordings and relations, "
                  f"plain English{f' (training entries rewritten: {a.entry_wordings:g})' if a.entry_wordings else ''}",
-                 table, notes, dict(cases=a.cases, validation=a.validation, steps=a.steps, recipe=REAL_TRAIN_RECIPE, training=training),
+                 table, notes, dict(cases=a.cases, validation=a.validation, lexical=a.lexical, steps=a.steps, recipe=REAL_TRAIN_RECIPE,
+                                   training=training),
                  [("Examples of the check sets", samples), ("update_bank on plain English: the entries it wrote", ex)]
                  + ([(f"Null-threshold calibration on {len(validation)} validation cases in trained wordings (not the measured ones)", calibration)]
                     if calibration is not None else []))
