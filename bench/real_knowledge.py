@@ -213,6 +213,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")
     ap.add_argument("--cases", type=int, default=300, help="cases per check set (half as many plain-English paragraphs)")
     ap.add_argument("--validation", type=int, default=150, help="cases to calibrate the null threshold on (0: none)")
+    ap.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
+                    help="calibrate the null threshold on the validation cases (--no-calibrate: draw them, so the sets stay the same, but leave it as trained)")
     ap.add_argument("--lexical", default="0,128", help="keyword candidates to read the bank with (MemoryConfig.lexical_candidates), "
                                                          "a row set each: comma list (0: cells only)")
     ap.add_argument("--retrain", action="store_true"); ap.add_argument("--train-only", action="store_true")
@@ -245,7 +247,7 @@ def main(argv=None):
         rows += prow; print(prow, flush=True)
         if k == 0: examples = ex
     shift, calibration = 0.0, None
-    if validation:
+    if validation and a.calibrate:
         shift, calibration = calibrated_threshold(model, tok, validation, 0, entry=lambda c: c["entry"])
         if shift:
             rows += ours_rows(model, tok, sets, f", {search}, null threshold {shift:+.2f}")
@@ -274,14 +276,16 @@ def main(argv=None):
         "(ClauseExtractor: one entry per clause, the model's own retrieval for placement); facts_with_an_entry = the share of "
         "stated facts with an entry holding their subject and object.",
         (f"Null threshold: the trained value, then (if it differs) shifted by {shift:+.2f}, the shift with the best mean of ES, PS, NS "
-         f"and unchanged on {a.validation} validation cases in trained wordings that no row measures (table below)." if a.validation else
+         f"and unchanged on {a.validation} validation cases in trained wordings that no row measures (table below)." if validation and a.calibrate else
+         f"Null threshold: as trained (--no-calibrate; the {a.validation} validation cases were drawn, so the sets are those of a calibrated run)."
+         if a.validation else
          "Null threshold: as trained (--validation 0). The validation cases are drawn with the trained-wordings set, so without them "
          "the other sets are other draws from the same held-out pools (the trained-wordings set is the same 300 cases)."),
         f"Training: {train_secs / 60:.0f} min on this machine (REAL_TRAIN_RECIPE plus {training}); evaluation {(time.time() - t0) / 60:.0f} min.",
     ]
     write_result(f"real_knowledge{variant}", "Knowledge in any wording on the real line: frozen SmolLM2-135M, held-out wordings and relations, "
                  f"plain English{f' (training entries rewritten: {a.entry_wordings:g})' if a.entry_wordings else ''}",
-                 table, notes, dict(cases=a.cases, validation=a.validation, lexical=a.lexical, steps=a.steps, recipe=REAL_TRAIN_RECIPE,
+                 table, notes, dict(cases=a.cases, validation=a.validation, calibrate=a.calibrate, lexical=a.lexical, steps=a.steps, recipe=REAL_TRAIN_RECIPE,
                                    training=training),
                  [("Examples of the check sets", samples), ("update_bank on plain English: the entries it wrote", ex)]
                  + ([(f"Null-threshold calibration on {len(validation)} validation cases in trained wordings (not the measured ones)", calibration)]
