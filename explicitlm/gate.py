@@ -365,7 +365,8 @@ def candidates(self: ProductKeyGate, x: torch.Tensor, attention_mask: torch.Tens
     if c.retrieval_score == "cosine": qs = F.normalize(qs, dim=-1)
     s1, cand = cell_candidates(self.index_space(qs.detach()), self.keys.float(), self.cell_order, self.cell_starts, budget,
                                self.probe_width())
-    if c.lexical_candidates and prefix is not None and int(self.cell_starts[-1]) > budget:   # (else every filed entry is in)
+    if c.lexical_candidates and c.query_mode == "token" and prefix is not None and int(self.cell_starts[-1]) > budget:
+        # (per-position queries only; and where the cells leave filed entries out)
         lex = lexical_candidates(prefix, self.lexical_order, self.lexical_starts, c.lexical_candidates).to(cand.device)
         cand = drop_repeats(torch.cat([cand, lex], -1))
         s1 = torch.cat([s1, s1.new_full(lex.shape, float("-inf"))], -1)
