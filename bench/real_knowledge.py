@@ -9,8 +9,9 @@ Held out (training never states them; see `explicitlm.train.real_heldout`):
 Each measured fact is one of those held-out facts with its object re-drawn (the backbone's own knowledge says otherwise,
 so only the bank can give the new answer): CounterFact's metrics apply (ES, PS, NS, EM, unchanged).
 
-    python bench/real_knowledge.py                 # trains once (~60 min on 2 cores, cached in bench/work/real_knowledge),
+    python bench/real_knowledge.py                 # trains once (~60 min on 2 cores, cached in bench/work/real_knowledge_kw128),
                                                    # then evaluates
+    python bench/real_knowledge.py --train-lexical 0 --entry-wordings 0.5   # real_knowledge_wordings0.5.md (cells only in training)
     python bench/real_knowledge.py --train-only
 """
 import argparse, os, random, time
@@ -208,7 +209,7 @@ def main(argv=None):
     ap.add_argument("--pararel", type=Path, default=SHARED / "pararel")
     ap.add_argument("--counterfact", type=Path, default=SHARED / "counterfact" / "counterfact-edit.json")
     ap.add_argument("--steps", type=int, default=REAL_TRAIN_RECIPE["max_steps"])
-    ap.add_argument("--work", type=Path, default=None, help="where the trained memory is cached (default bench/work/real_knowledge[_wordings])")
+    ap.add_argument("--work", type=Path, default=None, help="where the trained memory is cached (default bench/work/real_knowledge[_wordingsW][_kwN])")
     ap.add_argument("--entry-wordings", type=float, default=0.0, help="share of training entries rewritten (RealFactStream.reworded)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")
     ap.add_argument("--cases", type=int, default=300, help="cases per check set (half as many plain-English paragraphs)")
@@ -217,13 +218,15 @@ def main(argv=None):
                     help="calibrate the null threshold on the validation cases (--no-calibrate: draw them, so the sets stay the same, but leave it as trained)")
     ap.add_argument("--lexical", default="0,128", help="keyword candidates to read the bank with (MemoryConfig.lexical_candidates), "
                                                          "a row set each: comma list (0: cells only)")
+    ap.add_argument("--train-lexical", type=int, default=128, help="keyword candidates while training (real_memory_config's 128; "
+                                                                    "0: cells only, as the models before them: no name suffix)")
     ap.add_argument("--retrain", action="store_true"); ap.add_argument("--train-only", action="store_true")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads or min(os.cpu_count() or 1, 16))
-    variant = f"_wordings{a.entry_wordings:g}" if a.entry_wordings else ""
+    variant = (f"_wordings{a.entry_wordings:g}" if a.entry_wordings else "") + (f"_kw{a.train_lexical}" if a.train_lexical else "")
     training = {**HELDOUT, **(dict(entry_wordings=a.entry_wordings) if a.entry_wordings else {})}
     model, train_secs = trained_memory(a.work or WORK / f"real_knowledge{variant}", a.pararel, a.counterfact, a.steps, a.retrain,
-                                       train_changes=training)
+                                       train_changes=training, lexical_candidates=a.train_lexical)
     print(f"trained in {train_secs / 60:.1f} min")
     if a.train_only: return
     tok = AutoTokenizer.from_pretrained(smollm2_path())

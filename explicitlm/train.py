@@ -41,9 +41,9 @@ __all__ = ['MODEL_TYPES', 'PATH_KEYS', 'REFERENCE_RECIPE', 'CHECKPOINT_MARKER', 
            'shape_mismatch', 'resume_training', 'evaluate_and_log', 'accelerator_available', 'fit', 'fact_stream',
            'clear_heldout_relations', 'pretrain', 'code_fingerprint', 'data_inputs', 'reference_run', 'split_eval',
            'train_memory', 'pretrain_qwen3', 'real_memory_config', 'pararel_root', 'real_heldout', 'heldout_words',
-           'real_training_facts', 'check_backbone_unchanged', 'train_real_memory', 'retrieval_warmup', 'cli_help',
-           'parse_cli', 'run_files', 'cli_message', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli',
-           'write_accelerate_config']
+           'real_training_facts', 'check_backbone_unchanged', 'train_real_memory', 'hard_candidates',
+           'retrieval_warmup', 'cli_help', 'parse_cli', 'run_files', 'cli_message', 'cli_errors', 'pretrain_cli',
+           'train_memory_cli', 'demo_cli', 'write_accelerate_config']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -333,8 +333,7 @@ def retrieval_loss(model, traces, supervision: torch.Tensor, n_negatives: int = 
         prefix = prefix_of(input_ids.to(dev), vocab, None if attention_mask is None else attention_mask.to(dev)).at(sup[:, 0], sup[:, 1])
     entries = bank.valid.nonzero().flatten()
     if len(entries) > n_negatives:                 # the right entries, the gate's own candidates there, and random ones
-        # (the best 64 of each position's candidates, best first: a wide search would otherwise bring in most of the bank)
-        near = torch.cat([traces[l].candidates[sup[:, 0], sup[:, 1], :64].flatten() for l in model.memory_layers])
+        near = torch.cat([traces[l].candidates[sup[:, 0], sup[:, 1]].flatten() for l in model.memory_layers])
         picked = entries[torch.randperm(len(entries), generator=generator)[:n_negatives].to(dev)]
         entries = torch.cat([sup[:, 2:].flatten(), near, picked]).unique()
         entries = entries[entries >= 0]
@@ -951,6 +950,17 @@ def train_real_memory(model_config: MemoryConfig | None = None, train_config: Tr
     print(f"backbone unchanged: {check_backbone_unchanged(res.model, path)} tensors bit-identical to {path}")
     return res
 
+# %% ../nbs/10_train.ipynb #c206
+def hard_candidates(gate, x: torch.Tensor, prefix=None, cells: int = 64, keywords: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 1 of `gate` on `x` `[B, S, hidden]` as the retrieval loss's hard negatives: (queries, entries `[B, S, ≤ cells +
+    keywords]`, -1: none) — each position's best `cells` cell candidates (a wide search would otherwise bring in most of
+    the bank), then, with `lexical_candidates` and the `prefix` read, its first `keywords` keyword candidates: the entries
+    holding the rarest tokens it has read, other facts of the subject it names, which inference scores too."""
+    q, _, cand = gate.candidates(x, None, prefix)
+    budget = min(gate.config.num_candidates_internal, gate.config.knowledge_num)
+    return q, torch.cat([cand[..., :cells], cand[..., budget:budget + keywords]], -1)
+
+
 # %% ../nbs/10_train.ipynb #c205
 def retrieval_warmup(model, stream, steps: int, cfg: TrainConfig, n_facts: int = 64, progress: bool = True) -> list[float]:
     "Train the gates' query and key parts alone on `stream`'s questions (token-bag queries: no backbone pass); the losses."
@@ -961,6 +971,7 @@ def retrieval_warmup(model, stream, steps: int, cfg: TrainConfig, n_facts: int =
     params = [p for m in mems.values() for n, p in m.named_parameters() if p.requires_grad and n.startswith(("memory_gate.", "token_"))]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     embed, g = model.memory_embedding(), torch.Generator().manual_seed(cfg.seed)
+    vocab = model.get_input_embeddings().weight.shape[0]
     n_old, stream.n_facts = stream.n_facts, n_facts
     losses = []
     model.train()
@@ -972,7 +983,8 @@ def retrieval_warmup(model, stream, steps: int, cfg: TrainConfig, n_facts: int =
                 for l, mem in mems.items():
                     mem.memory_gate.sync(model.memory_bank, embed)
                     bag, _ = mem.token_queries(embed(b.input_ids), b.attention_mask)
-                    q, _, cand = mem.memory_gate.candidates(mem.token_norm(bag))
+                    prefix = prefix_of(b.input_ids, vocab, b.attention_mask) if mem.memory_gate.config.reads_prefix else None
+                    q, cand = hard_candidates(mem.memory_gate, mem.token_norm(bag), prefix)
                     traces[l] = SimpleNamespace(queries=q, candidates=cand)
                 loss, acc = retrieval_loss(model, traces, b.supervision, cfg.retrieval_negatives, g, b.input_ids, b.attention_mask)
             opt.zero_grad(); loss.backward()
