@@ -20,7 +20,7 @@ from .bank import MemoryBank, build_bank
 from .backbone import BACKBONE_ALIASES, resolve_backbone
 from .minimind import MemoryLM, BaselineLM, NoFFNLM
 from .fusion import freeze_all_but_memory, parameter_report
-from .gate import prefix_of
+from .gate import Prefix, prefix_of
 from .data import load_local_tokenizer, PretrainDataset, SFTDataset, collate, read_jsonl, bundled_data_dir
 from .counterfactual import FactStream, FactBatch, load_facts
 from .corpus import HELDOUT_RELATIONS
@@ -322,15 +322,17 @@ def teacher_forcing(supervision: torch.Tensor, memory_layers: list[int], share: 
 
 def retrieval_loss(model, traces, supervision: torch.Tensor, n_negatives: int = 4096,
                    generator: torch.Generator | None = None, input_ids: torch.Tensor | None = None,
-                   attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    "(loss, accuracy): every memory layer's query at the supervised positions against [no entry, bank entries] (`input_ids`: for a coverage term)."
+                   attention_mask: torch.Tensor | None = None, prefix: Prefix | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, accuracy): every memory layer's query at the supervised positions against [no entry, bank entries]
+    (`input_ids`, or their `prefix_of` if already made: for a coverage term)."""
     bank, embed = model.memory_bank, model.memory_embedding()
     dev = bank.tokens.device
     sup = supervision.to(dev)
-    prefix = None
-    if input_ids is not None and model.config.coverage_weight:      # the tokens each supervised position has read
+    if not model.config.coverage_weight: prefix = None
+    elif prefix is None and input_ids is not None:                 # the tokens each supervised position has read
         vocab = model.get_input_embeddings().weight.shape[0]
-        prefix = prefix_of(input_ids.to(dev), vocab, None if attention_mask is None else attention_mask.to(dev)).at(sup[:, 0], sup[:, 1])
+        prefix = prefix_of(input_ids.to(dev), vocab, None if attention_mask is None else attention_mask.to(dev))
+    if prefix is not None: prefix = prefix.at(sup[:, 0], sup[:, 1])
     entries = bank.valid.nonzero().flatten()
     if len(entries) > n_negatives:                 # the right entries, the gate's own candidates there, and random ones
         near = torch.cat([traces[l].candidates[sup[:, 0], sup[:, 1]].flatten() for l in model.memory_layers])
@@ -978,15 +980,15 @@ def retrieval_warmup(model, stream, steps: int, cfg: TrainConfig, n_facts: int =
     try:
         for step in (bar := tqdm(range(steps), desc="retrieval warm-up", disable=not progress)):
             b = stream.batch(10 ** 9 + step)                 # (steps the main loop never draws)
+            prefix = prefix_of(b.input_ids, vocab, b.attention_mask) if model.config.reads_prefix else None
             with bank_overlay(model, b):
                 traces = {}
                 for l, mem in mems.items():
                     mem.memory_gate.sync(model.memory_bank, embed)
                     bag, _ = mem.token_queries(embed(b.input_ids), b.attention_mask)
-                    prefix = prefix_of(b.input_ids, vocab, b.attention_mask) if mem.memory_gate.config.reads_prefix else None
                     q, cand = hard_candidates(mem.memory_gate, mem.token_norm(bag), prefix)
                     traces[l] = SimpleNamespace(queries=q, candidates=cand)
-                loss, acc = retrieval_loss(model, traces, b.supervision, cfg.retrieval_negatives, g, b.input_ids, b.attention_mask)
+                loss, acc = retrieval_loss(model, traces, b.supervision, cfg.retrieval_negatives, g, prefix=prefix)
             opt.zero_grad(); loss.backward()
             if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
