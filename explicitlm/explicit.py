@@ -83,6 +83,7 @@ class MemoryContext:
         self.bank, self.backbone, self.config = bank, backbone, config
         self.attention_mask, self.past_length, self.input_ids, self.prefix = None, 0, None, None
         self.traces, self.history, self.query_state, self.forced = {}, None, {}, {}
+        self.logits_asked, self.logits_kept = 0, 0       # positions whose logits the call keeps (`logits_to_keep`; 0: all)
         self.warned = False
 
     @property
@@ -98,8 +99,14 @@ class MemoryContext:
         "The 2-D padding mask of the current call's last `seq_len` positions `[B, seq_len]`, or None (no padding known)."
         return None if self.attention_mask is None else self.attention_mask[:, -seq_len:]
 
+    def ask_logits(self, module, args, kwargs):
+        "Forward pre-hook on the backbone: how many last positions' logits the call asks for (`generate`'s prompt: one)."
+        keep = kwargs.get("logits_to_keep", 0)
+        self.logits_asked = keep if isinstance(keep, int) and keep > 0 else 0
+
     def begin_call(self, module, args, kwargs):
         "Forward pre-hook on the backbone's base model: remember the padding mask and the KV-cache length."
+        self.logits_kept, self.logits_asked = self.logits_asked, 0     # (a direct call of the base model asks for all)
         mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
         self.attention_mask = mask if isinstance(mask, torch.Tensor) and mask.dim() == 2 else None
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
@@ -159,9 +166,10 @@ def add_memory(self: MemoryAugmentedDecoderLayer, h_attn: torch.Tensor, residual
     past = self.past_queries(h.shape[0]) if pooled else None
     if tokens:                       # the bag of the text so far: the cached tokens' sums carried from call to call
         sums = None if past is None else (past.total, past.count)
-        out, trace = mem(h, r, ctx.bank, embed, mask, ctx.forced.get(self.layer_idx), ctx.input_ids, sums, ctx.prefix)
+        out, trace = mem(h, r, ctx.bank, embed, mask, ctx.forced.get(self.layer_idx), ctx.input_ids, sums, ctx.prefix, ctx.logits_kept)
         if cache is not None: ctx.query_state[self.layer_idx] = QueryState(*trace.token_state, ctx.past_length + h.shape[1])
-    elif past is None: out, trace = mem(h, r, ctx.bank, embed, mask, ctx.forced.get(self.layer_idx), ctx.input_ids, prefix=ctx.prefix)
+    elif past is None:
+        out, trace = mem(h, r, ctx.bank, embed, mask, ctx.forced.get(self.layer_idx), ctx.input_ids, prefix=ctx.prefix, last=ctx.logits_kept)
     else: out, trace = self.continue_queries(h, r, mask, past, embed)
     if pooled and not tokens: self.remember_queries(h, r, mask, past)
     ctx.traces[self.layer_idx] = trace
@@ -279,7 +287,8 @@ class ExplicitLM(PreTrainedModel, GenerationMixin):
             memory = MemoryLayer(config, self.hidden_size, eps).to(device=real, dtype=memory_dtype or emb.dtype)
             layers[i] = MemoryAugmentedDecoderLayer(layers[i], memory, i, self.context)
         base = getattr(backbone, "base_model", backbone)
-        self._hooks = [base.register_forward_pre_hook(self.context.begin_call, with_kwargs=True),
+        self._hooks = [backbone.register_forward_pre_hook(self.context.ask_logits, with_kwargs=True),
+                       base.register_forward_pre_hook(self.context.begin_call, with_kwargs=True),
                        base.register_forward_hook(self.context.end_call, with_kwargs=True)]
         if config.copy_head:
             self.copy_head = CopyHead(self.hidden_size, len(idx)).to(device=real, dtype=memory_dtype or emb.dtype)

@@ -312,10 +312,12 @@ class MemoryLayer(nn.Module):
     def forward(self, h_attn: torch.Tensor, residual: torch.Tensor, bank: MemoryBank, embed: nn.Module,
                 attention_mask: torch.Tensor | None = None, forced: torch.Tensor | None = None,
                 input_ids: torch.Tensor | None = None, past: tuple | None = None,
-                prefix: Prefix | None = None) -> tuple[torch.Tensor, RetrievalTrace]:
+                prefix: Prefix | None = None, last: int = 0) -> tuple[torch.Tensor, RetrievalTrace]:
         """`residual + gate · fusion(q, read)` with `q = norm(residual or h_attn)`, and the retrieval trace; `forced` see
         `ProductKeyGate`. With `query_source="tokens"` the gate is queried by the bag of `input_ids` (after the `past` sums of
-        a KV cache); `prefix` (`[B, S]`) gives the coverage term the tokens read so far."""
+        a KV cache); `prefix` (`[B, S]`) gives the coverage term the tokens read so far. `last` > 0: only the last `last`
+        positions' reads are used (a generation's prompt keeps one position's logits): a read-only layer reads only there,
+        and its trace holds only them."""
         q = self.memory_norm(residual if self.query_source == "residual" else h_attn)
         state = None
         if self.query_source == "tokens":
@@ -323,10 +325,22 @@ class MemoryLayer(nn.Module):
             bag, state = self.token_queries(embed(input_ids), attention_mask, past)
             qg = self.token_norm(bag.to(q.dtype))
         else: qg = q
+        cut = 0 < last < q.shape[1] and not self.gated_memory_fusion.writes and (forced is None or not len(forced))
+        r = residual
+        if cut:            # a read-only layer changes no hidden state: the other positions' reads would feed nothing
+            q, qg, r, attention_mask, input_ids = (None if t is None else t[:, -last:] for t in (q, qg, r, attention_mask, input_ids))
+            prefix = None if prefix is None else Prefix(prefix.first_seen, prefix.row[:, -last:], prefix.pos[:, -last:])
+        out, trace = self.read(q, qg, r, bank, embed, attention_mask, forced, input_ids, prefix)
+        trace.token_state = state
+        return (residual if cut else out), trace                   # (cut: the very tensor, nothing was written)
+
+    def read(self, q: torch.Tensor, qg: torch.Tensor, residual: torch.Tensor, bank: MemoryBank, embed: nn.Module,
+             attention_mask: torch.Tensor | None, forced: torch.Tensor | None, input_ids: torch.Tensor | None,
+             prefix: Prefix | None) -> tuple[torch.Tensor, RetrievalTrace]:
+        "Query the gate with `qg`, read and fuse for `q` (`forward` after the queries are made): only real positions where padding is."
         if attention_mask is None or self.memory_gate.config.query_mode != "token" or bool(attention_mask.all()):
             out, trace = self.fuse(q, self.memory_gate(qg, bank, embed, attention_mask, forced, prefix), residual, bank, embed,
                                    input_ids, prefix)
-            trace.token_state = state
             return out, trace
         # token queries are independent of each other: only the real positions query, read and fuse (a fact batch is
         # ~40% padding); padding positions pass the residual through and their trace says "nothing read"
@@ -339,7 +353,6 @@ class MemoryLayer(nn.Module):
         got = self.memory_gate(qgp, bank, embed, None, forced, None if prefix is None else prefix.select(real))
         out, trace = self.fuse(qp, got, residual[real][None], bank, embed, None if input_ids is None else input_ids[real][None],
                                None if prefix is None else prefix.select(real))
-        trace.token_state = state
         pad = self.memory_gate.config.pad_token_id
         return scatter_positions(out, real, residual), unpack_trace(trace, real, q.detach(), pad)
 

@@ -15,8 +15,8 @@ from .bank import EntryEncoder, FreshLock, MemoryBank, unique_ids
 
 # %% auto #0
 __all__ = ['NEVER', 'product_key_topk', 'assign_cells', 'cell_table', 'group_slots', 'cell_candidates', 'GateOutput',
-           'pool_queries', 'Prefix', 'first_seen', 'prefix_of', 'lexical_index', 'drop_repeats', 'lexical_candidates',
-           'select_candidates', 'query_projection', 'ProductKeyGate', 'inner_product_kmeans',
+           'pool_queries', 'Prefix', 'first_seen', 'prefix_of', 'lexical_index', 'drop_repeats', 'tokens_read',
+           'lexical_candidates', 'select_candidates', 'query_projection', 'ProductKeyGate', 'inner_product_kmeans',
            'interleaved_pca_rotation', 'cluster_all_keys']
 
 # %% ../nbs/02_gate.ipynb #c006
@@ -113,8 +113,13 @@ class Prefix:
 
     def coverage(self, tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         "Share of `weights` `[*q, m, L]` that lies on tokens `[*q, m, L]` the query positions `[*q]` have read: `[*q, m]`."
-        seen = self.first_seen[self.row[..., None, None], tokens.long()] <= self.pos[..., None, None]
-        return (weights * seen.to(weights.dtype)).sum(-1)
+        rows, pos = self.row.reshape(-1), self.pos.reshape(-1)
+        n, V = len(rows), self.first_seen.shape[1]
+        toks = tokens.reshape(n, -1).long()                                          # [n, m·L]
+        if V <= toks.shape[1]:   # (fewer tokens in the vocabulary than looked up: each query's read tokens as a table)
+            seen = (self.first_seen.index_select(0, rows) <= pos[:, None]).gather(1, toks)
+        else: seen = torch.take(self.first_seen, rows[:, None] * V + toks) <= pos[:, None]
+        return (weights * seen.view(tokens.shape).to(weights.dtype)).sum(-1)
 
     def select(self, mask: torch.Tensor) -> Prefix:
         "The query positions where `mask` `[B, S]` holds, packed as `[1, P]` (as the memory layer packs real positions)."
@@ -157,13 +162,22 @@ def drop_repeats(entries: torch.Tensor) -> torch.Tensor:
     again = (v[..., 1:] == v[..., :-1]) & (v[..., 1:] >= 0)
     return entries.masked_fill(torch.zeros_like(entries, dtype=torch.bool).scatter(-1, i[..., 1:], again), -1)
 
+def tokens_read(first_seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's read tokens `[B, W]` in id order (W: the most any row has read) and their first positions; a row that read
+    fewer is padded with token 0 first seen `NEVER`. (A decode step asks this of a `[B, vocab]` table: a compaction, no sort.)"""
+    seen = first_seen < NEVER
+    count = seen.sum(-1)
+    width = max(int(count.max()), 1) if seen.numel() else 1
+    row, tok = seen.nonzero(as_tuple=True)
+    col = torch.arange(len(row), device=row.device) - (count.cumsum(0) - count)[row]      # rank within its row
+    toks = torch.zeros(first_seen.shape[0], width, dtype=torch.long, device=first_seen.device).index_put_((row, col), tok)
+    first = torch.full_like(toks, NEVER, dtype=first_seen.dtype).index_put_((row, col), first_seen[row, tok])
+    return toks, first
+
 def lexical_candidates(prefix: Prefix, order: torch.Tensor, starts: torch.Tensor, budget: int) -> torch.Tensor:
     """Up to `budget` entries `[*prefix.row.shape, budget]` (-1: none) holding tokens each query position has read: the rarest
     token's entries first, a token's entries all or none (`order`, `starts`: `lexical_index`)."""
-    seen = prefix.first_seen < NEVER                                                  # [B, V]
-    width = max(int(seen.sum(-1).max()), 1) if seen.numel() else 1
-    toks = seen.to(torch.int8).argsort(dim=-1, descending=True, stable=True)[:, :width]  # each row's tokens (then unread ones)
-    first = prefix.first_seen.gather(-1, toks)
+    toks, first = tokens_read(prefix.first_seen)
     t, read = toks[prefix.row], first[prefix.row] <= prefix.pos[..., None]          # [*q, width]
     known = t < len(starts) - 1                                                       # (a token no entry holds)
     t = torch.where(known, t, torch.zeros_like(t))
@@ -233,10 +247,10 @@ class ProductKeyGate(nn.Module):
         k = self.entry_encoder(tokens, embed)
         return F.normalize(k, dim=-1) if self.config.retrieval_score == "cosine" else k
 
-    def score(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        "Stage-2 logits of `queries` `[..., d]` against `keys` `[..., d]` (broadcast over the leading dimensions)."
-        if self.config.retrieval_score == "cosine": return self.log_scale.exp() * (F.normalize(queries, dim=-1) * keys).sum(-1)
-        return (queries * keys).sum(-1) / math.sqrt(queries.shape[-1])
+    def scaled_queries(self, queries: torch.Tensor) -> torch.Tensor:
+        "Queries `[..., d]` as stage 2 multiplies them with keys: unit length times the learned scale (cosine), else over sqrt(d)."
+        if self.config.retrieval_score == "cosine": return self.log_scale.exp() * F.normalize(queries, dim=-1)
+        return queries / math.sqrt(queries.shape[-1])
 
     def index_space(self, vectors: torch.Tensor) -> torch.Tensor:
         "Queries or entry keys `[..., knowledge_dim]` as the content index sees them: centred (like the keys), then rotated."
@@ -251,9 +265,7 @@ class ProductKeyGate(nn.Module):
 
     def score_candidates(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         "Stage-2 logits `[B, S, I]` of queries `[B, S, d]` against their candidates' keys `[B, S, I, d]` (a batched matmul)."
-        if self.config.retrieval_score == "cosine":
-            return self.log_scale.exp() * torch.einsum("bsd,bsid->bsi", F.normalize(queries, dim=-1), keys)
-        return torch.einsum("bsd,bsid->bsi", queries, keys) / math.sqrt(queries.shape[-1])
+        return torch.einsum("bsd,bsid->bsi", self.scaled_queries(queries), keys)
 
     def keeps_keys(self) -> bool:
         "Whether the gate keeps every entry's key now: `cache_keys` is 'always', or 'inference' outside training."
@@ -406,7 +418,8 @@ def stage2_logits(self: ProductKeyGate, q: torch.Tensor, cand: torch.Tensor, ban
                   prefix: Prefix | None = None, max_elements: int = 1 << 24) -> torch.Tensor:
     """Stage-2 logits `[B, S, I]` of queries `q` `[B, S, d]` against their candidates `cand` `[B, S, I]` (plus the coverage term),
     a chunk of positions at a time: the candidates' keys (`[n, I, knowledge_dim]`) are never all held at once, so a
-    wide search (a large `num_candidates_internal`) costs time, not memory."""
+    wide search (a large `num_candidates_internal`) costs time, not memory. Where a chunk's candidates are as many as the
+    cached keys (a prompt's positions over a bank of tens of thousands), one product with every key replaces gathering them."""
     B, S, I = cand.shape
     per = I * (self.config.knowledge_dim + 2 * self.config.knowledge_length)    # elements one position's candidates take
     step = max(1, max_elements // max(per, 1))
@@ -416,7 +429,10 @@ def stage2_logits(self: ProductKeyGate, q: torch.Tensor, cand: torch.Tensor, ban
     out = []
     for i in range(0, B * S, step):
         sl = slice(i, i + step)
-        logits = self.score_candidates(qf[sl], self.candidate_keys(cf[sl], bank, embed))      # [n, 1, I]
+        n, N = len(qf[sl]), 0 if self.key_cache is None else len(self.key_cache)
+        if N and n * I >= N and n * N <= max_elements:
+            logits = (self.scaled_queries(qf[sl, 0]) @ self.key_cache.T.to(qf.dtype)).gather(1, cf[sl, 0].clamp(min=0))[:, None]
+        else: logits = self.score_candidates(qf[sl], self.candidate_keys(cf[sl], bank, embed))      # [n, 1, I]
         if cover: logits = logits + self.coverage_logits(cf[sl], bank, embed, Prefix(prefix.first_seen, rows[sl, None], pos[sl, None]))
         out.append(logits)
     return torch.cat(out).view(B, S, I)
@@ -470,9 +486,7 @@ def forward(self: ProductKeyGate, x: torch.Tensor, bank: MemoryBank, embed: nn.M
 def retrieval_logits(self: ProductKeyGate, queries: torch.Tensor, entries: torch.Tensor, bank: MemoryBank,
                      embed: nn.Module, prefix: Prefix | None = None) -> torch.Tensor:
     "Stage-2 logits `[n, m]` of `queries` `[n, d]` against entries `[m]` (fresh keys, with gradients): for retrieval losses; `prefix` `[n]`: coverage."
-    keys = self.entry_keys(bank.tokens[entries], embed)
-    if self.config.retrieval_score != "cosine": return queries @ keys.T / math.sqrt(queries.shape[-1])
-    logits = self.log_scale.exp() * (F.normalize(queries, dim=-1) @ keys.T)
+    logits = self.scaled_queries(queries) @ self.entry_keys(bank.tokens[entries], embed).T
     if prefix is not None and hasattr(self, "coverage_scale"): logits = logits + self.coverage_logits(entries, bank, embed, prefix)
     return logits
 
