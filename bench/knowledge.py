@@ -42,6 +42,7 @@ ROWS = {
     "ours without made-up relations (invented_relations=0)": ({}, dict(invented_relations=0.0), "main"),
     "ours without match features and coverage (last stop's reader)": (dict(reader_match=False, coverage_weight=0.0), {}, "main"),
     "ours, key cache in training (cache_keys='always')": (ALWAYS, {}, "main"),
+    "ours with keyword candidates (lexical_candidates=64)": (dict(lexical_candidates=64), {}, "main"),
     "baseline (equal size)": (None, {}, "main"),
     "seeds' design": (dict(SEEDS_DESIGN), dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0), "main"),
     "seeds' design, text only (their training)": (dict(SEEDS_DESIGN), dict(fact_sequences=0, batch_size=32), "short"),
@@ -60,6 +61,8 @@ ROWS = {
     "10% text: baseline": (None, {}, "low"),
 }
 MAIN = ["ours", "baseline (equal size)", "seeds' design"]
+# rows that read another row's checkpoint with settings changed after training: name -> (trained row, config changes)
+READ_AS = {"ours, keyword candidates at read time (lexical_candidates=64)": ("ours", dict(lexical_candidates=64))}
 
 
 def lingua_wording(lingua, tok, length=16):
@@ -115,12 +118,18 @@ def evaluate(name, model, tok, facts, mcq, secs, tps, quick=False, lingua=None):
     return r, para, wording
 
 
+def row_key(name: str) -> str:
+    "`name` as a file name."
+    return name.replace(" ", "_").replace("/", "-").replace("'", "").replace(",", "").replace("(", "").replace(")", "")
+
+
 def row_name(given: str) -> str:
     "The row called `given`, or the only row whose name starts with it."
-    if given in ROWS: return given
-    hits = [n for n in ROWS if n.startswith(given)]
+    names = list(ROWS) + list(READ_AS)
+    if given in names: return given
+    hits = [n for n in names if n.startswith(given)]
     if len(hits) != 1:
-        raise SystemExit(f"--rows {given!r} matches {len(hits)} rows {hits or ''}; give one of {list(ROWS)}")
+        raise SystemExit(f"--rows {given!r} matches {len(hits)} rows {hits or ''}; give one of {names}")
     return hits[0]
 
 
@@ -135,6 +144,7 @@ def main(argv=None):
     ap.add_argument("--reevaluate", action="store_true", help="evaluate cached checkpoints again (else their saved evaluation)")
     ap.add_argument("--no-lingua", action="store_true", help="skip the LLMLingua-compressed entries (SmolLM2 scores them)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 when other work shares the cores)")
+    ap.add_argument("--name", default="", help="suffix of the result file (bench/results/knowledge_<name>.md): a run of some rows")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     tok = load_local_tokenizer()
@@ -148,17 +158,20 @@ def main(argv=None):
         from explicitlm.update import LinguaCompressor
         lingua = lingua_wording(LinguaCompressor(smollm2_path()), tok)
     for name in progress(names, "knowledge rows"):
-        model_over, train_over, kind = ROWS[name]
+        base, changes = READ_AS.get(name, (name, {}))
+        model_over, train_over, kind = ROWS[base]
         steps = a.short_steps if kind == "short" else a.steps
         mem_cfg, base_cfg = equal_size_configs(tok, **(model_over or {}))
         data = dict(data_path=str(subset_jsonl(DATA / "pretrain.jsonl", a.low_data_fraction, a.seed)),
                     facts_path=str(subset_facts(DATA / "facts.jsonl", a.low_data_fraction, a.seed))) if kind == "low" else {}
         model_type = "baseline" if model_over is None else "memory"
-        key = name.replace(" ", "_").replace("/", "-").replace("'", "").replace(",", "").replace("(", "").replace(")", "")
+        key = row_key(base)
         model, secs, metrics = trained(f"{key}_s{steps}", model_type, base_cfg if model_over is None else mem_cfg, steps,
                                        a.seed, a.retrain, **{**train_over, **data})
+        for k, v in changes.items(): setattr(model.config, k, v)     # (the memory layers read the model's config)
         tps = float(metrics[metrics.kind == "train"].tokens_per_sec.median())
-        saved = WORK / f"{key}_s{steps}" / "bench_eval.json"       # a row evaluated once (by this or another run) is kept
+        # a row evaluated once (by this or another run) is kept
+        saved = WORK / f"{key}_s{steps}" / (f"bench_eval_{row_key(name)}.json" if changes else "bench_eval.json")
         if saved.exists() and not (a.retrain or a.reevaluate):
             got = json.loads(saved.read_text())
             r, para = dict(got["row"], row=name), pd.Series(got["paraphrase"], dtype=float)
@@ -227,7 +240,7 @@ def write_table(rows, paras, wordings, names, a, t0, tok):
              f"Total wall time {time.time() - t0:.0f}s (cached checkpoints are not retrained)."]
     missing = names[len(rows):]
     if missing: notes.append(f"Not run (yet): {missing}.")
-    write_result("knowledge", "Does the bank hold the knowledge? Ours vs the seeds' design vs an equal-size baseline", df,
+    write_result("knowledge" + (f"_{a.name}" if a.name else ""), "Does the bank hold the knowledge? Ours vs the seeds' design vs an equal-size baseline", df,
                  notes, dict(rows=names, steps=a.steps, short_steps=a.short_steps, seed=a.seed),
                  extra=[("Held-out phrasings: recall of bank-only facts per relation", para),
                         ("Entries in each wording: recall of 200 bank-only facts (rows: models)", words),
