@@ -25,7 +25,7 @@ from explicitlm.backbone import smollm2_path
 from explicitlm.eval import memory_hits
 from explicitlm.editing import bank_edits, counterfact_scores, neighbourhood_conflicts, reference_answers, METRICS
 from explicitlm.realfacts import cloze, fill, is_prompt_template, load_counterfact, load_pararel
-from explicitlm.train import REAL_TRAIN_RECIPE, TrainConfig, real_heldout
+from explicitlm.train import REAL_MEMORY, REAL_TRAIN_RECIPE, TrainConfig, real_heldout
 from explicitlm.update import update_bank
 
 HELDOUT = dict(heldout_relations="P101,P108,P138,P39,P740,P1303", heldout_templates=4, invented_relations=0.15)
@@ -218,8 +218,9 @@ def main(argv=None):
                     help="calibrate the null threshold on the validation cases (--no-calibrate: draw them, so the sets stay the same, but leave it as trained)")
     ap.add_argument("--lexical", default="0,128", help="keyword candidates to read the bank with (MemoryConfig.lexical_candidates), "
                                                          "a row set each: comma list (0: cells only)")
-    ap.add_argument("--train-lexical", type=int, default=128, help="keyword candidates while training (real_memory_config's 128; "
-                                                                    "0: cells only, as the models before them: no name suffix)")
+    ap.add_argument("--train-lexical", type=int, default=REAL_MEMORY["lexical_candidates"],
+                    help="keyword candidates while training (default: the recipe's, REAL_MEMORY; 0: cells only, as the models "
+                         "before them: no name suffix)")
     ap.add_argument("--retrain", action="store_true"); ap.add_argument("--train-only", action="store_true")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads or min(os.cpu_count() or 1, 16))

@@ -257,6 +257,11 @@ class ProductKeyGate(nn.Module):
         # in float32 whatever the model's dtype (a bf16/fp16 model keeps its index buffers in half precision)
         return (vectors.float() - self.index_center.float()) @ self.index_rotation.float()
 
+    @property
+    def cell_budget(self) -> int:
+        "How many of stage 1's candidates come from the cells (`num_candidates_internal`, at most the bank); keyword candidates follow."
+        return min(self.config.num_candidates_internal, self.config.knowledge_num)
+
     def probe_width(self) -> int:
         "Sub-keys per half to combine in stage 1: at least `subkey_topk`, more when the filed entries are few for the cells."
         c, filed = self.config, max(int(self.cell_starts[-1]), 1)
@@ -370,7 +375,7 @@ def candidates(self: ProductKeyGate, x: torch.Tensor, attention_mask: torch.Tens
     c = self.config
     q = self.gate_proj(x)
     qs = pool_queries(q, c.query_mode, attention_mask)
-    budget = min(c.num_candidates_internal, c.knowledge_num)
+    budget = self.cell_budget
     if c.key_layout == "learned":
         scores, cells = product_key_topk(qs, self.keys, budget, budget)
         return q, scores, cells

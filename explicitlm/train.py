@@ -32,16 +32,16 @@ from .monitor import METRIC_COLUMNS
 
 # %% auto #0
 __all__ = ['MODEL_TYPES', 'PATH_KEYS', 'REFERENCE_RECIPE', 'CHECKPOINT_MARKER', 'RUN_FILES', 'RESUMABLE_CHANGES',
-           'REAL_TRAIN_RECIPE', 'ACCELERATE_CONFIGS', 'accelerate_trackers', 'TrainConfig', 'cpu_demo_config',
-           'batch_indices', 'lr_factor', 'MetricsLog', 'truncate_metrics', 'evaluate', 'save_model', 'save_checkpoint',
-           'write_checkpoint_marker', 'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint', 'load_trainer_state',
-           'load_trained', 'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches', 'draw_batch',
-           'RetrievalSupervision', 'default_extra_losses', 'bank_overlay', 'step_loss', 'ema_memory_update',
-           'StepOutput', 'train_step', 'TrainResult', 'check_out_dir', 'prepare_out_dir', 'resume_conflicts',
-           'shape_mismatch', 'resume_training', 'evaluate_and_log', 'accelerator_available', 'fit', 'fact_stream',
-           'clear_heldout_relations', 'pretrain', 'code_fingerprint', 'data_inputs', 'reference_run', 'split_eval',
-           'train_memory', 'pretrain_qwen3', 'real_memory_config', 'pararel_root', 'real_heldout', 'heldout_words',
-           'real_training_facts', 'check_backbone_unchanged', 'train_real_memory', 'hard_candidates',
+           'REAL_TRAIN_RECIPE', 'REAL_MEMORY', 'ACCELERATE_CONFIGS', 'accelerate_trackers', 'TrainConfig',
+           'cpu_demo_config', 'batch_indices', 'lr_factor', 'MetricsLog', 'truncate_metrics', 'evaluate', 'save_model',
+           'save_checkpoint', 'write_checkpoint_marker', 'checkpoint_steps', 'prune_checkpoints', 'check_checkpoint',
+           'load_trainer_state', 'load_trained', 'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches',
+           'draw_batch', 'RetrievalSupervision', 'default_extra_losses', 'bank_overlay', 'step_loss',
+           'ema_memory_update', 'StepOutput', 'train_step', 'TrainResult', 'check_out_dir', 'prepare_out_dir',
+           'resume_conflicts', 'shape_mismatch', 'resume_training', 'evaluate_and_log', 'accelerator_available', 'fit',
+           'fact_stream', 'clear_heldout_relations', 'pretrain', 'code_fingerprint', 'data_inputs', 'reference_run',
+           'split_eval', 'train_memory', 'pretrain_qwen3', 'real_memory_config', 'pararel_root', 'real_heldout',
+           'heldout_words', 'real_training_facts', 'check_backbone_unchanged', 'train_real_memory', 'hard_candidates',
            'retrieval_warmup', 'cli_help', 'parse_cli', 'run_files', 'cli_message', 'cli_errors', 'pretrain_cli',
            'train_memory_cli', 'demo_cli', 'write_accelerate_config']
 
@@ -863,13 +863,17 @@ REAL_TRAIN_RECIPE = dict(max_steps=1500, learning_rate=2e-3, warmup_steps=30, fa
                          retrieval_warmup=2000,
                          save_every=500, log_every=10, monitor_generations=0, batch_size=8)
 
+# the real-backbone recipe's memory, less what depends on the backbone and the facts (see `real_memory_config`)
+REAL_MEMORY = dict(knowledge_length=24, knowledge_dim=256, num_candidates=8, num_candidates_internal=2048, subkey_topk=48,
+                   lexical_candidates=128, query_source="tokens", coverage_weight=5.0, write_residual=False, null_threshold=0.3,
+                   freeze_ratio=0.0)
+
 def real_memory_config(backbone_config, tokenizer, n_facts: int, empty: int = 10_000, **changes) -> MemoryConfig:
-    "The memory of the real-backbone recipe for `n_facts` training facts plus `empty` free entries (`changes` override any field)."
+    """The memory of the real-backbone recipe (`REAL_MEMORY`) for `n_facts` training facts plus `empty` free entries, in the
+    layer two thirds up the backbone (`changes` override any field)."""
     side = math.isqrt(n_facts + empty - 1) + 1
-    base = dict(knowledge_num=side * side, knowledge_length=24, knowledge_dim=256, num_candidates=8, num_candidates_internal=2048,
-                subkey_topk=48, lexical_candidates=128,
-                memory_layers=[round(2 * backbone_config.num_hidden_layers / 3)], query_source="tokens", coverage_weight=5.0,
-                write_residual=False, null_threshold=0.3, pad_token_id=tokenizer.pad_token_id, freeze_ratio=0.0)
+    base = dict(REAL_MEMORY, knowledge_num=side * side, memory_layers=[round(2 * backbone_config.num_hidden_layers / 3)],
+                pad_token_id=tokenizer.pad_token_id)
     return MemoryConfig(**{**base, **changes})
 
 def pararel_root(cfg: TrainConfig) -> str:
@@ -959,8 +963,7 @@ def hard_candidates(gate, x: torch.Tensor, prefix=None, cells: int = 64, keyword
     the bank), then, with `lexical_candidates` and the `prefix` read, its first `keywords` keyword candidates: the entries
     holding the rarest tokens it has read, other facts of the subject it names, which inference scores too."""
     q, _, cand = gate.candidates(x, None, prefix)
-    budget = min(gate.config.num_candidates_internal, gate.config.knowledge_num)
-    return q, torch.cat([cand[..., :cells], cand[..., budget:budget + keywords]], -1)
+    return q, torch.cat([cand[..., :cells], cand[..., gate.cell_budget:gate.cell_budget + keywords]], -1)
 
 
 # %% ../nbs/10_train.ipynb #c205
