@@ -983,15 +983,21 @@ def retrieval_warmup(model, stream, steps: int, cfg: TrainConfig, n_facts: int =
     try:
         for step in (bar := tqdm(range(steps), desc="retrieval warm-up", disable=not progress)):
             b = stream.batch(10 ** 9 + step)                 # (steps the main loop never draws)
-            prefix = prefix_of(b.input_ids, vocab, b.attention_mask) if model.config.reads_prefix else None
+            # only the supervised positions query (~1 in 20 of a batch's): as one row, in supervision order
+            sup = b.supervision
+            at, one_row = (sup[:, 0], sup[:, 1]), torch.cat([torch.zeros_like(sup[:, :1]), torch.arange(len(sup), device=sup.device)[:, None], sup[:, 2:]], 1)
+            prefix = None
+            if model.config.reads_prefix:
+                p = prefix_of(b.input_ids, vocab, b.attention_mask)
+                prefix = Prefix(p.first_seen, p.row[at][None], p.pos[at][None])
             with bank_overlay(model, b):
                 traces = {}
                 for l, mem in mems.items():
                     mem.memory_gate.sync(model.memory_bank, embed)
                     bag, _ = mem.token_queries(embed(b.input_ids), b.attention_mask)
-                    q, cand = hard_candidates(mem.memory_gate, mem.token_norm(bag), prefix)
+                    q, cand = hard_candidates(mem.memory_gate, mem.token_norm(bag)[at][None], prefix)
                     traces[l] = SimpleNamespace(queries=q, candidates=cand)
-                loss, acc = retrieval_loss(model, traces, b.supervision, cfg.retrieval_negatives, g, prefix=prefix)
+                loss, acc = retrieval_loss(model, traces, one_row, cfg.retrieval_negatives, g, prefix=prefix)
             opt.zero_grad(); loss.backward()
             if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
