@@ -424,20 +424,25 @@ def stage2_logits(self: ProductKeyGate, q: torch.Tensor, cand: torch.Tensor, ban
     """Stage-2 logits `[B, S, I]` of queries `q` `[B, S, d]` against their candidates `cand` `[B, S, I]` (plus the coverage term),
     a chunk of positions at a time: the candidates' keys (`[n, I, knowledge_dim]`) are never all held at once, so a
     wide search (a large `num_candidates_internal`) costs time, not memory. Where a chunk's candidates are as many as the
-    cached keys (a prompt's positions over a bank of tens of thousands), one product with every key replaces gathering them."""
+    entries (a prompt's positions over a bank of tens of thousands), one product with every key replaces gathering them;
+    without a key cache (training) every entry is then encoded once for the call, not its candidates again in each chunk."""
     B, S, I = cand.shape
     per = I * (self.config.knowledge_dim + 2 * self.config.knowledge_length)    # elements one position's candidates take
     step = max(1, max_elements // max(per, 1))
     qf, cf = q.reshape(B * S, 1, -1), cand.reshape(B * S, 1, I)
     cover = prefix is not None and hasattr(self, "coverage_scale")
     rows, pos = (prefix.row.reshape(-1), prefix.pos.reshape(-1)) if cover else (None, None)
+    N, keys = len(bank.tokens), self.key_cache
+    if keys is None and B * S * I >= N and N * self.config.knowledge_dim <= max_elements: keys = self.encode_bank(bank.tokens, embed)
     out = []
     for i in range(0, B * S, step):
         sl = slice(i, i + step)
-        n, N = len(qf[sl]), 0 if self.key_cache is None else len(self.key_cache)
-        if N and n * I >= N and n * N <= max_elements:
-            logits = (self.scaled_queries(qf[sl, 0]) @ self.key_cache.T.to(qf.dtype)).gather(1, cf[sl, 0].clamp(min=0))[:, None]
-        else: logits = self.score_candidates(qf[sl], self.candidate_keys(cf[sl], bank, embed))      # [n, 1, I]
+        n = len(qf[sl])
+        if keys is not None and n * I >= N and n * N <= max_elements:
+            logits = (self.scaled_queries(qf[sl, 0]) @ keys.T.to(qf.dtype)).gather(1, cf[sl, 0].clamp(min=0))[:, None]
+        else:
+            k = self.candidate_keys(cf[sl], bank, embed) if keys is None else F.embedding(cf[sl].clamp(min=0), keys).to(qf.dtype)
+            logits = self.score_candidates(qf[sl], k)                                      # [n, 1, I]
         if cover: logits = logits + self.coverage_logits(cf[sl], bank, embed, Prefix(prefix.first_seen, rows[sl, None], pos[sl, None]))
         out.append(logits)
     return torch.cat(out).view(B, S, I)
