@@ -286,7 +286,7 @@ def field_comments(cls, inherited: bool = True) -> dict[str, str]:
 
 # %% ../nbs/00_config.ipynb #c028
 SEEDS_DESIGN = dict(entry_pooling="mean", key_layout="learned", retrieval_score="dot", use_gumbel=True, reader="pooled",
-                    copy_head=False, query_source="attention", reader_match=False, coverage_weight=0.0)
+                    copy_head=False, query_source="attention", reader_match=False, coverage_weight=0.0, lexical_candidates=0)
 
 # %% ../nbs/00_config.ipynb #c017
 _TRUE, _FALSE, _NONE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}, {"none", "null"}
