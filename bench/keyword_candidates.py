@@ -24,6 +24,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     tok = load_local_tokenizer()
     model = load_trained(reference_run(tokenizer=tok), tok).eval()
+    trained_with = model.config.lexical_candidates
     facts = load_facts()
     probes = [json.loads(l) for l in (bundled_data_dir() / "paraphrase_probes.jsonl").read_text().splitlines() if l.strip()]
     index = fact_bank_index(model.memory_bank, facts, tok, on_missing="skip")
@@ -40,7 +41,8 @@ def main(argv=None):
     table = pd.DataFrame(rows).round(3)
     filled = int((model.memory_bank.tokens != tok.pad_token_id).any(-1).sum())
     notes = [f"The reference model (cpu_demo_config: knowledge_num={model.config.knowledge_num}, {filled} entries filled, stage 1 takes "
-             f"num_candidates_internal={model.config.num_candidates_internal} entries from the cells nearest the query), trained with cells only.",
+             f"num_candidates_internal={model.config.num_candidates_internal} entries from the cells nearest the query), trained with "
+             + (f"{trained_with} keyword candidates." if trained_with else "cells only."),
              f"{len(facts)} facts ({sum(f['split'] == 'bank_only' for f in facts)} bank-only), {len(probes)} paraphrase probes; hit rates over "
              f"the {len(index)} facts whose entry is in the bank, at the prompt's last token, per memory layer."]
     write_result("keyword_candidates", "Keyword candidates on the MiniMind line: the reference model read with cells only and with "

@@ -14,11 +14,13 @@ with the true objects. Then each model is asked, through its bank (`explicitlm.k
 
 Rows: our design, the equal-size baseline, the seeds' design (pooled reader, Gumbel selection, dot scores over trained
 keys, mean pooling, attention-output queries, no retrieval supervision), one-change ablations of ours, and the 10%-text
-regime. The frozen-backbone line (a pretrained Qwen3-architecture backbone, memory-only training) is in
+regime; and rows that read a trained row's checkpoint with a setting changed after training (`READ_AS`: keyword
+candidates at read time). The frozen-backbone line (a pretrained Qwen3-architecture backbone, memory-only training) is in
 `bench/frozen_backbone.py`.
 
     python bench/knowledge.py                        # every row (~2.5 h on 2 CPU cores; checkpoints cached in bench/work/)
     python bench/knowledge.py --rows ours baseline   # some rows (a row's name or a unique start of it)
+    python bench/knowledge.py --rows "ours, cells only (" "ours, cells only," ours --name keyword   # knowledge_keyword.md
 """
 import argparse, json, random, time
 import pandas as pd
@@ -42,7 +44,7 @@ ROWS = {
     "ours without made-up relations (invented_relations=0)": ({}, dict(invented_relations=0.0), "main"),
     "ours without match features and coverage (last stop's reader)": (dict(reader_match=False, coverage_weight=0.0), {}, "main"),
     "ours, key cache in training (cache_keys='always')": (ALWAYS, {}, "main"),
-    "ours with keyword candidates (lexical_candidates=64)": (dict(lexical_candidates=64), {}, "main"),
+    "ours, cells only (lexical_candidates=0)": (dict(lexical_candidates=0), {}, "main"),
     "baseline (equal size)": (None, {}, "main"),
     "seeds' design": (dict(SEEDS_DESIGN), dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0), "main"),
     "seeds' design, text only (their training)": (dict(SEEDS_DESIGN), dict(fact_sequences=0, batch_size=32), "short"),
@@ -62,7 +64,7 @@ ROWS = {
 }
 MAIN = ["ours", "baseline (equal size)", "seeds' design"]
 # rows that read another row's checkpoint with settings changed after training: name -> (trained row, config changes)
-READ_AS = {"ours, keyword candidates at read time (lexical_candidates=64)": ("ours", dict(lexical_candidates=64))}
+READ_AS = {"ours, cells only, keyword candidates at read time": ("ours, cells only (lexical_candidates=0)", dict(lexical_candidates=64))}
 
 
 def lingua_wording(lingua, tok, length=16):
@@ -174,12 +176,13 @@ def main(argv=None):
         saved = WORK / f"{key}_s{steps}" / (f"bench_eval_{row_key(name)}.json" if changes else "bench_eval.json")
         if saved.exists() and not (a.retrain or a.reevaluate):
             got = json.loads(saved.read_text())
-            r, para = dict(got["row"], row=name), pd.Series(got["paraphrase"], dtype=float)
+            r, para = dict(got["row"], row=name, evaluated_at=got.get("code", "?")), pd.Series(got["paraphrase"], dtype=float)
             wording = pd.DataFrame(got["wording"]).set_index("wording") if got["wording"] else None
         else:
             r, para, wording = evaluate(name, model, tok, facts, mcq, secs, tps, quick=kind == "short", lingua=lingua)
             atomic_write_text(saved, json.dumps(dict(row=r, paraphrase=para.to_dict(), code=code_version(),
                                                      wording=None if wording is None else wording.reset_index().to_dict("records")), default=float))
+            r = dict(r, evaluated_at=code_version())       # (a saved row says which code evaluated it: the table may be written later)
         rows.append(r); paras[name] = para
         if wording is not None: wordings[name] = wording
         print(json.dumps(r, default=str), f"({time.time() - t0:.0f}s)", flush=True)
@@ -195,7 +198,7 @@ def write_table(rows, paras, wordings, names, a, t0, tok):
                  "entries_trained_wordings", "entries_heldout_wordings", "entries_llmlingua", "mcq_bank_only", "hit@1_train", "hit@1_bank_only",
                  "hit@1 right/wrong", "edit_train", "edit_bank_only", "locality_same_subject", "locality_others", "insertion",
                  "deleted_still_old", "deleted_unknown", "seq10k_efficacy", "seq10k_locality", "paraphrase_min", "two_hop",
-                 "two_hop_edit_hop1", "two_hop_edit_hop2", "sensitivity", "eval_loss", "tokens/s vs baseline"]
+                 "two_hop_edit_hop1", "two_hop_edit_hop2", "sensitivity", "eval_loss", "tokens/s vs baseline", "evaluated_at"]
     df = df[[c for c in main_cols if c in df.columns]]
     para = pd.DataFrame(paras).T.reset_index().rename(columns={"index": "row"})
     words = pd.DataFrame({n: w["recall"] for n, w in wordings.items()}).T.reset_index().rename(columns={"index": "row"})
