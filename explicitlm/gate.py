@@ -390,12 +390,15 @@ def candidates(self: ProductKeyGate, x: torch.Tensor, attention_mask: torch.Tens
     return q, s1, cand
 
 @patch
-def candidate_keys(self: ProductKeyGate, entries: torch.Tensor, bank: MemoryBank, embed: nn.Module) -> torch.Tensor:
-    "Keys `[*entries.shape, knowledge_dim]` of `entries`: cached, or fresh (with gradients where the selection's gradient trains them)."
+def candidate_keys(self: ProductKeyGate, entries: torch.Tensor, bank: MemoryBank, embed: nn.Module,
+                   keys: torch.Tensor | None = None) -> torch.Tensor:
+    """Keys `[*entries.shape, knowledge_dim]` of `entries`: from `keys` (every entry's, encoded for this call), cached, or
+    fresh (with gradients where the selection's gradient trains them)."""
     e = entries.clamp(min=0)
-    if self.key_cache is not None and not (self.keys_learn_from_selection and self.training and torch.is_grad_enabled()):
-        # (an embedding lookup gathers rows several times faster than advanced indexing on CPU)
-        return F.embedding(e, self.key_cache).to(next(self.gate_proj.parameters()).dtype)
+    if keys is None and self.key_cache is not None and not (self.keys_learn_from_selection and self.training and torch.is_grad_enabled()):
+        keys = self.key_cache
+    if keys is not None:   # (an embedding lookup gathers rows several times faster than advanced indexing on CPU)
+        return F.embedding(e, keys).to(next(self.gate_proj.parameters()).dtype)
     uniq, inverse = unique_ids(e, len(bank.tokens))                       # encode each entry once
     k = self.entry_keys(bank.tokens[uniq], embed)
     return k.index_select(0, inverse.flatten()).view(*entries.shape, -1)
@@ -440,9 +443,7 @@ def stage2_logits(self: ProductKeyGate, q: torch.Tensor, cand: torch.Tensor, ban
         n = len(qf[sl])
         if keys is not None and n * I >= N and n * N <= max_elements:
             logits = (self.scaled_queries(qf[sl, 0]) @ keys.T.to(qf.dtype)).gather(1, cf[sl, 0].clamp(min=0))[:, None]
-        else:
-            k = self.candidate_keys(cf[sl], bank, embed) if keys is None else F.embedding(cf[sl].clamp(min=0), keys).to(qf.dtype)
-            logits = self.score_candidates(qf[sl], k)                                      # [n, 1, I]
+        else: logits = self.score_candidates(qf[sl], self.candidate_keys(cf[sl], bank, embed, keys))      # [n, 1, I]
         if cover: logits = logits + self.coverage_logits(cf[sl], bank, embed, Prefix(prefix.first_seen, rows[sl, None], pos[sl, None]))
         out.append(logits)
     return torch.cat(out).view(B, S, I)
