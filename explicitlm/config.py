@@ -70,7 +70,9 @@ class MemoryConfig(PreTrainedConfig):
     query_mode: str = "token"       # "token" (per position), "mean" (whole sequence, as ExplicitLM), "causal_mean"
     query_source: str = "residual"  # what queries the bank: "residual" (x + h_attn), "attention" (h_attn only, the seeds'), or
                                     # "tokens": a learned weighted bag of the prefix's token embeddings, in the entries' own
-                                    # space, so a name in the question finds the entry holding that name (frozen backbones)
+                                    # space, so a name in the question finds the entry holding that name (frozen backbones);
+                                    # or one per memory layer, comma-separated, the last repeated ("tokens,residual": the
+                                    # first reads by the question's words, the later ones by what the first read: two hops)
     query_hidden: int = 0           # hidden units of an MLP query projection (0: one linear map, the seeds'); over a
                                     # frozen backbone it made edits take far more often (bench/results/frozen_backbone.md)
     key_layout: str = "content"     # "content": the two sub-key sets are clustered from the entries' own keys and every entry
@@ -88,6 +90,8 @@ class MemoryConfig(PreTrainedConfig):
     retrieval_score: str = "cosine" # stage-2 score: "cosine" (times a learned scale) or "dot" (q·k/sqrt(knowledge_dim), the seeds')
     null_threshold: float = 0.3     # cosine scores: initial value of the learned threshold below which nothing is selected
                                     # (-1: select always, until training moves it)
+    null_margin: float = 0.0        # read-time offset added to the learned threshold (a search setting, not a weight):
+                                    # > 0 answers "nothing here" more often (a deleted fact), < 0 answers more
     coverage_weight: float = 0.0    # stage 2 adds (a learned weight, starting here) x the share of a candidate's token weight
                                     # whose tokens occur in the text so far: an entry about "Cy Young" does not cover a question
                                     # about "Neil Young" (0: off)
@@ -145,7 +149,8 @@ class MemoryConfig(PreTrainedConfig):
                   (self.cache_keys in KEY_CACHES, f"cache_keys={self.cache_keys!r} must be one of {KEY_CACHES}"),
                   (self.retrieval_score in RETRIEVAL_SCORES, f"retrieval_score={self.retrieval_score!r} must be one of {RETRIEVAL_SCORES}"),
                   (self.reader in READERS, f"reader={self.reader!r} must be one of {READERS}"),
-                  (self.query_source in QUERY_SOURCES, f"query_source={self.query_source!r} must be one of {QUERY_SOURCES}"),
+                  (all(s in QUERY_SOURCES for s in self.query_sources),
+                   f"query_source={self.query_source!r} must be one of {QUERY_SOURCES}, or one per memory layer joined by commas"),
                   (self.subkey_topk >= 1, f"subkey_topk={self.subkey_topk} must be >= 1"),
                   (self.lexical_candidates >= 0, f"lexical_candidates={self.lexical_candidates} must be >= 0 (0: cells only)"),
                   (not self.lexical_candidates or (self.key_layout == "content" and self.query_mode == "token"),
@@ -153,8 +158,9 @@ class MemoryConfig(PreTrainedConfig):
                    f"index: it needs key_layout='content' and query_mode='token', not {self.key_layout!r} and {self.query_mode!r}"),
                   (self.query_hidden >= 0, f"query_hidden={self.query_hidden} must be >= 0 (0: a linear query projection)"),
                   (-1.0 <= self.null_threshold <= 1.0, f"null_threshold={self.null_threshold} must be a cosine in [-1, 1]"),
+                  (-2.0 <= self.null_margin <= 2.0, f"null_margin={self.null_margin} must be a cosine difference in [-2, 2]"),
                   (self.coverage_weight >= 0, f"coverage_weight={self.coverage_weight} must be >= 0 (0: no coverage term)"),
-                  (self.query_source != "tokens" or self.query_mode == "token",
+                  ("tokens" not in self.query_sources or self.query_mode == "token",
                    f"query_source='tokens' pools the text so far itself: it needs query_mode='token', not {self.query_mode!r}"),
                   (not self.coverage_weight or self.query_mode == "token",
                    f"coverage_weight={self.coverage_weight} scores each position's own text: it needs query_mode='token'"),
@@ -173,6 +179,18 @@ class MemoryConfig(PreTrainedConfig):
     def num_keys(self) -> int:
         "Keys per product-key half: sqrt(knowledge_num)."
         return math.isqrt(self.knowledge_num)
+
+    @property
+    def query_sources(self) -> list[str]:
+        "`query_source` as a list (one name, or one per memory layer in layer order, the last repeated)."
+        return [s.strip() for s in self.query_source.split(",")]
+
+    def query_source_of(self, layer: int) -> str:
+        "What queries the bank in the memory of decoder layer `layer` (its place among `memory_layers`; every layer's if None)."
+        sources, order = self.query_sources, self.memory_layers
+        k = layer if order is None else sorted(order).index(layer) if layer in order else None
+        if k is None: raise ValueError(f"layer {layer} has no memory (memory_layers={order})")
+        return sources[min(k, len(sources) - 1)]
 
     @property
     def reads_prefix(self) -> bool:

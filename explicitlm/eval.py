@@ -21,9 +21,9 @@ from .monitor import mean_repetition_rate, usage_counts, selection_entropy
 __all__ = ['HIT_COLUMNS', 'COMPARE_COLUMNS', 'load_facts', 'default_paths', 'check_vocab', 'context_length', 'eval_mode',
            'subsample', 'shifted_nll', 'as_dataloader', 'eval_loss', 'continuation_logprobs', 'sampling_kwargs',
            'continuation_samples', 'generation_stats', 'mcq_prompt', 'mcq_accuracy', 'answer_matches',
-           'greedy_continuations', 'fact_recall', 'fact_bank_index', 'trace_hits', 'memory_layers', 'memory_hits',
-           'summarize_hits', 'memory_hit_rate', 'hit_rate_by_correctness', 'selection_stats', 'evaluate_model',
-           'compare_checkpoints']
+           'greedy_continuations', 'fact_recall', 'fact_bank_index', 'trace_hits', 'trace_last', 'memory_layers',
+           'memory_hits', 'summarize_hits', 'memory_hit_rate', 'hit_rate_by_correctness', 'selection_stats',
+           'evaluate_model', 'compare_checkpoints']
 
 # %% ../nbs/11_eval.ipynb #c006
 def load_facts(path: str | Path | None = None) -> list[dict]:
@@ -328,6 +328,16 @@ def trace_hits(trace, targets: torch.Tensor, lengths: torch.Tensor) -> dict[str,
     return {"hit@1_last": hit1.gather(1, last)[:, 0], "hit@k_last": hitk.gather(1, last)[:, 0],
             "hit@1_any": (hit1 & real).any(1), "hit@k_any": (hitk & real).any(1)}
 
+def trace_last(trace, lengths: torch.Tensor, null_logit: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """At each row's last position (prompt `lengths` `[B]`): the top-ranked candidate `top_last`, `nothing_last` (no
+    entry selected) and `null_margin_last` = top score − `null_logit` (NaN without one)."""
+    lengths = lengths.to(trace.indices.device)
+    rows, last = torch.arange(len(lengths), device=lengths.device), lengths - 1
+    top = trace.candidates[rows, last.clamp(max=trace.candidates.shape[1] - 1), 0]   # (candidates are sorted by score)
+    score = trace.scores[rows, last, 0].float()
+    margin = score - float(null_logit) if null_logit is not None else torch.full_like(score, float("nan"))
+    return {"top_last": top, "nothing_last": trace.indices[rows, last, 0] < 0, "null_margin_last": margin}
+
 # %% ../nbs/11_eval.ipynb #c038
 def _records(records) -> list[dict]:
     "Dicts with `uuid` (or `fact_uuid`) and `prompt` from a list of dicts or a DataFrame."
@@ -345,7 +355,10 @@ def memory_layers(model) -> list[int]:
 
 def memory_hits(model, tokenizer, records, bank_index_of: Mapping[str, int], batch_size: int = 64,
                 progress: bool = True) -> pd.DataFrame:
-    "One row per (record, memory layer): uuid, layer, target entry and the four hit flags (see `trace_hits`)."
+    """One row per (record, memory layer): uuid, layer, target entry, the four hit flags (see `trace_hits`) and, at the
+    last prompt position, the top-ranked candidate `top_last` (even where nothing was selected), whether nothing was
+    selected (`nothing_last`) and `null_margin_last`, the top candidate's score minus the gate's null logit (selected
+    where > 0; NaN for a gate without a null threshold): a miss is then a ranking error or an abstention."""
     check_vocab(model, tokenizer)
     layers = memory_layers(model)
     if not layers: raise ValueError(f"{type(model).__name__} has no memory layers: hit rates need a memory model")
@@ -356,6 +369,7 @@ def memory_hits(model, tokenizer, records, bank_index_of: Mapping[str, int], bat
                              f"entry is unknown; build the map with fact_bank_index(model.memory_bank, facts, tokenizer)")
     enc = [tokenizer.encode(r["prompt"], add_special_tokens=False) for r in recs]
     dev, pad, out = _device(model), tokenizer.pad_token_id or 0, []
+    null = {l: m.memory_gate.null_logit() for l, m in model.memory_modules().items()}
     starts = range(0, len(recs), batch_size)
     with eval_mode(model):
         for s in tqdm(starts, desc="memory hits", disable=not progress or len(starts) < 10, leave=False):
@@ -369,6 +383,7 @@ def memory_hits(model, tokenizer, records, bank_index_of: Mapping[str, int], bat
             targets = torch.tensor([bank_index_of[r["uuid"]] for r in chunk])
             for layer in layers:
                 h = {k: v.cpu().tolist() for k, v in trace_hits(traces[layer], targets, lengths).items()}
+                h.update({k: v.cpu().tolist() for k, v in trace_last(traces[layer], lengths, null[layer]).items()})
                 out += [dict(uuid=r["uuid"], layer=layer, target=int(t), **{k: v[i] for k, v in h.items()})
                         for i, (r, t) in enumerate(zip(chunk, targets))]
     return pd.DataFrame(out)

@@ -284,7 +284,7 @@ class ExplicitLM(PreTrainedModel, GenerationMixin):
         self.context = MemoryContext(self.bank, backbone, config)
         eps = getattr(backbone.config, "rms_norm_eps", 1e-6)
         for i in idx:
-            memory = MemoryLayer(config, self.hidden_size, eps).to(device=real, dtype=memory_dtype or emb.dtype)
+            memory = MemoryLayer(config, self.hidden_size, eps, config.query_source_of(i)).to(device=real, dtype=memory_dtype or emb.dtype)
             layers[i] = MemoryAugmentedDecoderLayer(layers[i], memory, i, self.context)
         base = getattr(backbone, "base_model", backbone)
         self._hooks = [backbone.register_forward_pre_hook(self.context.ask_logits, with_kwargs=True),

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from .config import MemoryConfig
+from .config import MemoryConfig, QUERY_SOURCES
 from .bank import MemoryBank, check_bank, unique_ids
 from .gate import ProductKeyGate, GateOutput, Prefix
 
@@ -287,10 +287,14 @@ def unpack_trace(trace: RetrievalTrace, real: torch.Tensor, query_inputs: torch.
 
 class MemoryLayer(nn.Module):
     "`memory_norm` → `memory_gate` (product keys) → `memory_reader` (slots) → `gated_memory_fusion`."
-    def __init__(self, config: MemoryConfig, hidden_size: int, eps: float = 1e-6):
+    def __init__(self, config: MemoryConfig, hidden_size: int, eps: float = 1e-6, query_source: str | None = None):
+        "`query_source`: this layer's (`config.query_source_of(layer)`), needed where the config names one per memory layer."
         super().__init__()
         hs = hidden_size
-        self.query_source = config.query_source
+        self.query_source = query_source or config.query_source
+        if self.query_source not in QUERY_SOURCES:
+            raise ValueError(f"query_source={self.query_source!r}: a memory layer has one of {QUERY_SOURCES}; for a config that "
+                             f"names one per memory layer pass query_source=config.query_source_of(layer)")
         self.memory_norm = RMSNorm(hs, eps)
         if self.query_source == "tokens":                 # each token's weight in the bag of the text so far
             self.token_weight, self.token_norm = nn.Linear(hs, 1), RMSNorm(hs, eps)

@@ -278,7 +278,8 @@ class ProductKeyGate(nn.Module):
 
     def null_logit(self) -> torch.Tensor | None:
         "The logit of 'no entry' (cosine scores only): the gate selects nothing where every candidate scores below it."
-        return self.log_scale.exp() * self.null_threshold if hasattr(self, "null_threshold") else None
+        if not hasattr(self, "null_threshold"): return None
+        return self.log_scale.exp() * (self.null_threshold + self.config.null_margin)
 
 # %% ../nbs/02_gate.ipynb #c044
 @patch

@@ -55,19 +55,22 @@ def fact_text(fact: dict, obj: str) -> str:
 
 # %% ../nbs/13_knowledge.ipynb #c008
 def recall_and_hits(model, tokenizer, facts: Sequence[dict], entries: dict[str, int] | None = None) -> pd.DataFrame:
-    "One row per fact: uuid, split, predicate, answer, prediction, correct, and `hit@1` (mean over memory layers)."
+    """One row per fact: uuid, split, predicate, answer, prediction, correct, and over memory layers at the answer position:
+    `hit@1` (mean), `hit@1_min_layer`, `top@1` (mean: the fact's entry ranked first, selected or not) and `abstained`
+    (every layer selected nothing) — a wrong answer with `top@1` and `abstained` is the null threshold's, not the ranking's."""
     entries = fact_entries(model, tokenizer, facts) if entries is None else entries
     preds = answers(model, tokenizer, [f["prompt"] for f in facts])
     df = pd.DataFrame([dict(uuid=f["uuid"], split=f.get("split"), predicate=f["predicate"], answer=f["answer"], prediction=p,
                             correct=answer_matches(p, f["answer"])) for f, p in zip(facts, preds)])
     known = [f for f in facts if f["uuid"] in entries]
     if known and getattr(model, "memory_layers", None):
-        h = memory_hits(model, tokenizer, known, entries, progress=False).groupby("uuid")["hit@1_last"]
-        df = df.merge(pd.DataFrame({"hit@1": h.mean(), "hit@1_min_layer": h.min()}).reset_index(), on="uuid", how="left")
+        h = memory_hits(model, tokenizer, known, entries, progress=False).assign(top=lambda d: d.top_last == d.target).groupby("uuid")
+        df = df.merge(pd.DataFrame({"hit@1": h["hit@1_last"].mean(), "hit@1_min_layer": h["hit@1_last"].min(),
+                                    "top@1": h["top"].mean(), "abstained": h["nothing_last"].all()}).reset_index(), on="uuid", how="left")
     return df
 
 def summarize_recall(df: pd.DataFrame) -> dict:
-    "Recall and hit@1 per split, with hit@1 of correct and wrong answers."
+    "Recall and hit@1 per split, with hit@1 of correct and wrong answers and what the wrong ones were: abstentions, top-ranked entries."
     out = {}
     for split, g in df.groupby("split"):
         out[f"recall_{split}"] = float(g.correct.mean())
@@ -75,6 +78,9 @@ def summarize_recall(df: pd.DataFrame) -> dict:
             out[f"hit@1_{split}"] = float(g["hit@1"].mean())
             out[f"hit@1_{split}_correct"] = float(g.loc[g.correct, "hit@1"].mean()) if g.correct.any() else float("nan")
             out[f"hit@1_{split}_wrong"] = float(g.loc[~g.correct, "hit@1"].mean()) if (~g.correct).any() else float("nan")
+            wrong = g.loc[~g.correct]
+            out[f"abstained_{split}_wrong"] = float(wrong.abstained.astype(float).mean()) if len(wrong) else float("nan")
+            out[f"top@1_{split}_wrong"] = float(wrong["top@1"].mean()) if len(wrong) else float("nan")
     return out
 
 # %% ../nbs/13_knowledge.ipynb #c010

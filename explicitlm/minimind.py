@@ -86,18 +86,20 @@ class MiniMindBlock(nn.Module):
         self.layer_id, self.kind = layer_id, kind
         self.attention_norm = RMSNorm(config.dim, config.norm_eps)
         self.attention = Attention(config)
-        if kind == "memory": self.memory = MemoryLayer(config, config.dim, config.norm_eps)
+        if kind == "memory": self.memory = MemoryLayer(config, config.dim, config.norm_eps, config.query_source_of(layer_id))
         if kind == "ffn":
             self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
             self.feed_forward = FeedForward(config)
 
-    def forward(self, x, cos, sin, bank=None, embed=None, cache=None, attention_mask=None, forced=None, input_ids=None, prefix=None):
-        "→ (output, retrieval trace or None); `cache` (a transformers `Cache`) gets this layer's keys and values"
+    def forward(self, x, cos, sin, bank=None, embed=None, cache=None, attention_mask=None, forced=None, input_ids=None, prefix=None,
+                token_sums=None):
+        """→ (output, retrieval trace or None); `cache` (a transformers `Cache`) gets this layer's keys and values;
+        `token_sums`: a token-bag query's sums over the cached tokens"""
         h_attn = self.attention(self.attention_norm(x), cos, sin, cache, self.layer_id, attention_mask)
         h = x + h_attn
         if self.kind == "memory":
             mask = None if attention_mask is None else attention_mask[:, -x.shape[1]:]
-            return self.memory(h_attn, h, bank, embed, mask, forced, input_ids, None, prefix)
+            return self.memory(h_attn, h, bank, embed, mask, forced, input_ids, token_sums, prefix)
         if self.kind == "ffn": return h + self.feed_forward(self.ffn_norm(h)), None
         return h, None
 
@@ -167,9 +169,11 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
         raise ValueError(f"token id {int(input_ids.max())} outside the vocabulary (vocab_size={self.config.vocab_size})")
     past = cache.get_seq_length() if cache is not None else 0
     S = input_ids.shape[1]
-    reads_text = self.config.query_source == "tokens" or self.config.reads_prefix
-    if past and self.config.query_source == "tokens" and self.uses_memory:
-        raise ValueError("query_source='tokens' reads the whole text: call without a KV cache (generate does)")
+    reads_text = "tokens" in self.config.query_sources or self.config.reads_prefix
+    sums = getattr(cache, "memory_token_sums", None) if past else None     # token-bag queries' sums over the cached text
+    if past and sums is None and "tokens" in self.config.query_sources and self.uses_memory:
+        raise ValueError("query_source='tokens' pools the whole text and this KV cache was not filled by this model: call "
+                         "without a cache, or let generate fill it")
     if past + S > self.config.max_seq_len:
         raise ValueError(f"sequence length {past + S} exceeds max_seq_len={self.config.max_seq_len}")
     # rotary tables are recomputed (cheap) rather than stored: no buffer to get lost when loading on the meta device
@@ -189,8 +193,11 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
     # one bank version per forward: an edit from another thread waits until every layer has read the bank (`BankLock`)
     with bank.lock.reading() if bank is not None else contextlib.nullcontext():
         for i, layer in enumerate(self.layers):
-            h, trace = layer(h, cos, sin, bank, self.tok_embeddings, cache, attention_mask, (forced or {}).get(i), input_ids, prefix)
+            h, trace = layer(h, cos, sin, bank, self.tok_embeddings, cache, attention_mask, (forced or {}).get(i), input_ids, prefix,
+                             None if sums is None else sums.get(i))
             traces.append(trace)
+    if cache is not None and "tokens" in self.config.query_sources and self.uses_memory:    # carried to the next call
+        cache.memory_token_sums = {i: t.token_state for i, t in enumerate(traces) if t is not None and t.token_state is not None}
     hidden = self.norm(h)
     logits, loss = self.output(hidden), None
     targets = None if labels is None else F.pad(labels[:, 1:], (0, 1), value=-100)   # position t predicts token t+1
@@ -276,8 +283,8 @@ def compare_sizes(*models: nn.Module):
 def generate(self: MiniMindLM, inputs: torch.Tensor | None = None, generation_config=None, **kwargs):
     """transformers' `GenerationMixin.generate`, capped at `max_seq_len` tokens; without a KV cache for pooled queries (and for
     beam search over a model that reads the text so far: the cache carries what each row has read, and beams reorder rows)."""
-    reads_text = self.config.reads_prefix      # the cache carries what was read: not beams'
-    if self.config.query_mode != "token" or self.config.query_source == "tokens" or (reads_text and kwargs.get("num_beams", 1) > 1):
+    reads_text = self.config.reads_prefix or "tokens" in self.config.query_sources    # the cache carries what was read: not beams'
+    if self.config.query_mode != "token" or (reads_text and kwargs.get("num_beams", 1) > 1):
         kwargs["use_cache"] = False
     ids = inputs if inputs is not None else kwargs.get("input_ids")
     if ids is not None:
