@@ -20,7 +20,10 @@ candidates at read time). The frozen-backbone line (a pretrained Qwen3-architect
 
     python bench/knowledge.py                        # every row (~2.5 h on 2 CPU cores; checkpoints cached in bench/work/)
     python bench/knowledge.py --rows ours baseline   # some rows (a row's name or a unique start of it)
-    python bench/knowledge.py --rows "ours, cells only (" "ours, cells only," ours --name keyword   # knowledge_keyword.md
+    python bench/knowledge.py --rows "ours with hidden-state queries, cells only (" "ours with hidden-state queries, cells only," \
+        "ours with hidden-state queries in both" --name keyword                    # knowledge_keyword.md (rows named then without "with hidden-state queries")
+    python bench/knowledge.py --rows ours "ours with hidden-state queries in both" "ours, both memory layers" "ours, twice" \
+        "ours with hidden-state queries, twice" "ours, null threshold" --name query   # knowledge_query.md
 """
 import argparse, json, random, time
 import pandas as pd
@@ -38,13 +41,18 @@ from explicitlm.counterfactual import WORDINGS, HELDOUT_WORDINGS, entry_wording
 # (the 600-step rows and "10% text: ours" were trained before the default became cache_keys='inference' and keep the
 # key cache in training, as their reference "ours, 600 steps" does: read them against each other)
 ALWAYS = dict(cache_keys="always")
+HIDDEN = "ours with hidden-state queries in both memory layers (query_source='residual', the last default)"
 ROWS = {
     "ours": ({}, {}, "main"),
     "ours, canonical entries only (entry_wordings=0)": ({}, dict(entry_wordings=0.0), "main"),
     "ours without made-up relations (invented_relations=0)": ({}, dict(invented_relations=0.0), "main"),
     "ours without match features and coverage (last stop's reader)": (dict(reader_match=False, coverage_weight=0.0), {}, "main"),
     "ours, key cache in training (cache_keys='always')": (ALWAYS, {}, "main"),
-    "ours, cells only (lexical_candidates=0)": (dict(lexical_candidates=0), {}, "main"),
+    "ours with hidden-state queries, cells only (lexical_candidates=0)": (dict(query_source="residual", lexical_candidates=0), {}, "main"),
+    HIDDEN: (dict(query_source="residual"), {}, "main"),
+    "ours, both memory layers queried by the text's tokens (query_source='tokens')": (dict(query_source="tokens"), {}, "main"),
+    "ours, twice the new subjects (new_subjects=0.6)": ({}, dict(new_subjects=0.6), "main"),
+    "ours with hidden-state queries, twice the new subjects": (dict(query_source="residual"), dict(new_subjects=0.6), "main"),
     "baseline (equal size)": (None, {}, "main"),
     "seeds' design": (dict(SEEDS_DESIGN), dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0), "main"),
     "seeds' design, text only (their training)": (dict(SEEDS_DESIGN), dict(fact_sequences=0, batch_size=32), "short"),
@@ -64,7 +72,9 @@ ROWS = {
 }
 MAIN = ["ours", "baseline (equal size)", "seeds' design"]
 # rows that read another row's checkpoint with settings changed after training: name -> (trained row, config changes)
-READ_AS = {"ours, cells only, keyword candidates at read time": ("ours, cells only (lexical_candidates=0)", dict(lexical_candidates=64))}
+READ_AS = {"ours with hidden-state queries, cells only, keyword candidates at read time":
+               ("ours with hidden-state queries, cells only (lexical_candidates=0)", dict(lexical_candidates=64)),
+           "ours, null threshold raised at read time (null_margin=0.06)": ("ours", dict(null_margin=0.06))}
 
 
 def lingua_wording(lingua, tok, length=16):
@@ -105,7 +115,8 @@ def evaluate(name, model, tok, facts, mcq, secs, tps, quick=False, lingua=None):
     r["eval_loss"] = eval_loss(model, DATA / "pretrain_eval.jsonl", tok, progress=False)["loss"]
     if not hasattr(model, "memory_bank"): return r, para, wording
     r.update({"hit@1_train": s["hit@1_train"], "hit@1_bank_only": s["hit@1_bank_only"],
-              "hit@1 right/wrong": f"{s['hit@1_bank_only_correct']:.2f}/{s['hit@1_bank_only_wrong']:.2f}"})
+              "hit@1 right/wrong": f"{s['hit@1_bank_only_correct']:.2f}/{s['hit@1_bank_only_wrong']:.2f}",
+              "wrong: abstained/top@1": f"{s['abstained_bank_only_wrong']:.2f}/{s['top@1_bank_only_wrong']:.2f}"})
     e = K.edit_efficacy(model, tok, facts, n=300, n_local=600)
     r.update(edit_train=e["efficacy_train"], edit_bank_only=e["efficacy_bank_only"],
              locality_same_subject=e["locality_same_subject"], locality_others=e["locality_other_subjects"])
@@ -196,7 +207,7 @@ def write_table(rows, paras, wordings, names, a, t0, tok):
     if len(base): df["tokens/s vs baseline"] = df.tokens_per_s / float(base.tokens_per_s.iloc[0])
     main_cols = ["row", "params", "train_s", "recall_train", "recall_bank_only", "heldout_relations", "entries_canonical",
                  "entries_trained_wordings", "entries_heldout_wordings", "entries_llmlingua", "mcq_bank_only", "hit@1_train", "hit@1_bank_only",
-                 "hit@1 right/wrong", "edit_train", "edit_bank_only", "locality_same_subject", "locality_others", "insertion",
+                 "hit@1 right/wrong", "wrong: abstained/top@1", "edit_train", "edit_bank_only", "locality_same_subject", "locality_others", "insertion",
                  "deleted_still_old", "deleted_unknown", "seq10k_efficacy", "seq10k_locality", "paraphrase_min", "two_hop",
                  "two_hop_edit_hop1", "two_hop_edit_hop2", "sensitivity", "eval_loss", "tokens/s vs baseline", "evaluated_at"]
     df = df[[c for c in main_cols if c in df.columns]]
@@ -222,7 +233,9 @@ def write_table(rows, paras, wordings, names, a, t0, tok):
              f"MemoryLM fusion_dim is chosen per row so that it has the baseline's parameter count ({int(n_params_base(tok))}).",
              "bank_only facts: only in the bank, never in any training text (the baseline can only guess them; MCQ chance 0.25).",
              "hit@1: the fact's own entry is the gate's selection at the answer position (the last prompt token), mean over "
-             "memory layers; right/wrong splits bank-only facts by whether the answer was right.",
+             "memory layers; right/wrong splits bank-only facts by whether the answer was right. wrong: abstained/top@1 = of the "
+             "bank-only facts answered wrong, the share where every memory layer selected nothing (the gate's null "
+             "threshold), and the mean share of layers whose top-ranked candidate was the fact's own entry.",
              "Edits and insertions go through model.memory_bank.edit / insert (force=True for frozen entries); nothing else "
              "is called between an edit and the question. Locality = answers that stayed the same.",
              "seq10k: 10,000 edits drawn with replacement from a pool of 1,000 facts (each rewritten ~10 times), then the "
@@ -237,6 +250,11 @@ def write_table(rows, paras, wordings, names, a, t0, tok):
              "bench/results/cost_training.md); evaluated with the key cache. 'ours, key cache in training': the same with "
              "cache_keys='always' (training scores cached keys, refreshed for written entries and at each re-clustering). "
              "The 600-step rows and '10% text: ours' were trained with cache_keys='always'.",
+             "Queries: 'ours' queries the bank with a bag of the text's token embeddings in its first memory layer and "
+             "with its hidden state in the second (query_source='tokens,residual', the MiniMind default since this "
+             "file's query rows); rows named 'with hidden-state queries' use the hidden state in both (the last "
+             "default); rows measured before this default (bench/results/knowledge.md, its evaluated_at column) query with "
+             "the hidden state in both.",
              "10% text: 10% of the pretraining texts and 10% of the train subjects in the fact stream; the bank holds every fact.",
              "train_s and tokens/s vs baseline come from each row's own training run, and rows may have shared the machine "
              "with other work: read speed from bench/results/cost_training.md, which interleaves both models in one process.",

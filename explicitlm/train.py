@@ -172,7 +172,8 @@ def cpu_demo_config(tokenizer=None, **overrides) -> ExplicitLMConfig:
     base = dict(vocab_size=len(tokenizer), dim=128, n_layers=4, n_heads=4, n_kv_heads=2, max_seq_len=128,
                 knowledge_num=9216, knowledge_length=16, knowledge_dim=64, num_candidates=8, num_candidates_internal=64,
                 num_selected=1, dropout=0.0, memory_layers=[1, 3], fusion_dim=64, reader_match=True, coverage_weight=5.0,
-                lexical_candidates=64, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                lexical_candidates=64, query_source="tokens,residual", pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id)
     return ExplicitLMConfig(**{**base, **overrides})
 
 # %% ../nbs/10_train.ipynb #c012
