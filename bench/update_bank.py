@@ -18,6 +18,7 @@ the seeds' way); the seeds' design beside it. Long entries are compressed with L
 scoring, subject and names kept). Checkpoints are shared with `bench/knowledge.py` (trained here if missing).
 
     python bench/update_bank.py            # ~15 min with cached checkpoints on 2 cores
+    python bench/update_bank.py --queries  # ours beside ours with hidden-state queries (update_bank_queries.md)
 """
 import json, sys, time
 from pathlib import Path
@@ -26,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import DATA, trained, equal_size_configs, progress, write_result
+from knowledge import HIDDEN, row_key
 from explicitlm.backbone import smollm2_path
 from explicitlm.config import SEEDS_DESIGN
 from explicitlm.data import load_local_tokenizer
@@ -39,6 +41,8 @@ SEEDS_TRAIN = dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0)
 COLUMNS = ["recall_all", "recall_new", "recall_changed", "recall_restated", "recall_heldout_relations", "recall_before_update",
            "untouched_unchanged", "old_entries_replaced", "writes", "entries_with_subject_and_object", "compressed",
            "refused_paragraphs", "seconds_per_paragraph"]
+
+HIDDEN_KEY = row_key(HIDDEN)          # the checkpoint bench/knowledge.py trains for its hidden-state-queries row
 
 
 def where_it_fails(model, tok, paragraphs, **update_kwargs) -> pd.DataFrame:
@@ -66,7 +70,9 @@ def where_it_fails(model, tok, paragraphs, **update_kwargs) -> pd.DataFrame:
     return out.reset_index()
 
 
-def main(threads: int = 2):
+def main(threads: int = 2, queries: bool = False):
+    """Every row (`update_bank.md`); `queries`: ours and ours with hidden-state queries in both memory layers (the last
+    default) side by side, no seeds' design or baseline (`update_bank_queries.md`)."""
     torch.set_num_threads(threads)
     t0 = time.time()
     tok, facts = load_local_tokenizer(), load_facts(DATA / "facts.jsonl")
@@ -75,14 +81,20 @@ def main(threads: int = 2):
     mem_cfg, base_cfg = equal_size_configs(tok)
     seeds_cfg, _ = equal_size_configs(tok, **SEEDS_DESIGN)
     ours = trained(f"ours_s{STEPS}", "memory", mem_cfg, STEPS)[0]
-    seeds = trained(f"seeds_design_s{STEPS}", "memory", seeds_cfg, STEPS, **SEEDS_TRAIN)[0]
-    baseline = trained(f"baseline_equal_size_s{STEPS}", "baseline", base_cfg, STEPS)[0]
     extractors = {"clauses (generic)": lambda: ClauseExtractor(tok), "relation (rule-based)": RelationExtractor,
                   "sentence": lambda: sentence_extractor}
-    spec = [("ours", ours, s, e, f) for s in sets for e, f in [("clauses (generic)", "statement"), ("relation (rule-based)", "canonical"),
-                                                              ("relation (rule-based)", "statement"), ("sentence", "sentence")]]
-    spec += [("seeds' design", seeds, s, e, f) for s in sets for e, f in [("clauses (generic)", "statement"),
-                                                                         ("relation (rule-based)", "canonical")]]
+    if queries:
+        hidden = trained(f"{HIDDEN_KEY}_s{STEPS}", "memory", equal_size_configs(tok, query_source="residual")[0], STEPS)[0]
+        spec = [(n, m, s, e, f) for n, m in [("ours", ours), ("ours with hidden-state queries", hidden)] for s in sets
+                for e, f in [("clauses (generic)", "statement"), ("relation (rule-based)", "canonical")]]
+        baseline = None
+    else:
+        seeds = trained(f"seeds_design_s{STEPS}", "memory", seeds_cfg, STEPS, **SEEDS_TRAIN)[0]
+        baseline = trained(f"baseline_equal_size_s{STEPS}", "baseline", base_cfg, STEPS)[0]
+        spec = [("ours", ours, s, e, f) for s in sets for e, f in [("clauses (generic)", "statement"), ("relation (rule-based)", "canonical"),
+                                                                  ("relation (rule-based)", "statement"), ("sentence", "sentence")]]
+        spec += [("seeds' design", seeds, s, e, f) for s in sets for e, f in [("clauses (generic)", "statement"),
+                                                                             ("relation (rule-based)", "canonical")]]
     rows, examples = [], []
     for name, model, set_name, ext, form in progress(spec, "update_bank rows"):
         r = update_check(model, tok, sets[set_name], facts, extractor=extractors[ext](), form=form, compressor=lingua, force=True)
@@ -91,15 +103,20 @@ def main(threads: int = 2):
         print(json.dumps(rows[-1], default=str), f"({time.time() - t0:.0f}s)", flush=True)
     fails = pd.concat([where_it_fails(ours, tok, ps, compressor=lingua, force=True).assign(paragraphs=n) for n, ps in sets.items()])
     print(fails.to_string(index=False), flush=True)
-    base = {n: float(recall_and_hits(baseline, tok, [f for p in ps for f in p["facts"]]).correct.mean()) for n, ps in sets.items()}
+    base = {n: float(recall_and_hits(baseline, tok, [f for p in ps for f in p["facts"]]).correct.mean())
+            for n, ps in sets.items()} if baseline is not None else {}
     notes = []
     for n, ps in sets.items():
         stated = [f for p in ps for f in p["facts"]]
         n_new = sum(f["old_object"] is None for f in stated)
         n_changed = sum(f["old_object"] not in (None, f["object"]) for f in stated)
         notes.append(f"{n}: {len(ps)} paragraphs, {len(stated)} stated facts: {n_new} about new people, {n_changed} changed, "
-                     f"{len(stated) - n_new - n_changed} restated unchanged; the equal-size baseline (no bank, cannot take an "
-                     f"update) answers {base[n]:.3f} of them.")
+                     f"{len(stated) - n_new - n_changed} restated unchanged" + (f"; the equal-size baseline (no bank, cannot "
+                     f"take an update) answers {base[n]:.3f} of them." if n in base else "."))
+    if queries: notes.append("ours: the first memory layer queries the bank with a bag of the text's token embeddings, the "
+                             "second with its hidden state (query_source='tokens,residual', the default); ours with "
+                             "hidden-state queries: both with the hidden state (the last default). Both 1,500 steps, the "
+                             "checkpoints of bench/knowledge.py.")
     notes += ["recall = greedy exact match of the object to the relation's canonical cloze prompt, after all paragraphs of "
               "the set were written; recall_all over every stated fact; recall_heldout_relations over the stated facts of "
               "relations no training step used (the plain-English set has them; the corpus-style set has none: nan).",
@@ -122,11 +139,13 @@ def main(threads: int = 2):
               "last token in some memory layer; right = the answer is right. selected | written and right | selected split "
               "the losses between the gate (finding the entry) and the reader (reading the object out of it).",
               f"Total wall time {time.time() - t0:.0f}s."]
-    write_result("update_bank", "Knowledge updates from text: update_bank on held-out paragraphs", pd.DataFrame(rows), notes,
+    write_result("update_bank_queries" if queries else "update_bank",
+                 "Knowledge updates from text: update_bank on held-out paragraphs" + (", by what queries the bank" if queries else ""),
+                 pd.DataFrame(rows), notes,
                  dict(steps=STEPS, sets={n: len(ps) for n, ps in sets.items()}, compressor="LLMLingua, SmolLM2-135M-Instruct"),
                  extra=[("Where it fails: ours, the generic extractor (shares of stated facts)", fails[["paragraphs", "kind", *fails.columns[1:-1]]]),
                         ("Entries written from the longest source sentences (two per row)", pd.DataFrame(examples))])
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2)
+    main(int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2, queries="--queries" in sys.argv)
