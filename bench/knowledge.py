@@ -23,7 +23,7 @@ candidates at read time). The frozen-backbone line (a pretrained Qwen3-architect
     python bench/knowledge.py --rows "ours with hidden-state queries, cells only (" "ours with hidden-state queries, cells only," \
         "ours with hidden-state queries in both" --name keyword                    # knowledge_keyword.md (rows named then without "with hidden-state queries")
     python bench/knowledge.py --rows ours "ours with hidden-state queries in both" "ours, both memory layers" "ours, twice" \
-        "ours with hidden-state queries, twice" "ours, null threshold" --name query   # knowledge_query.md
+        "ours with hidden-state queries, twice" "ours, twice the deleted" "ours, null threshold" --name query   # knowledge_query.md
 """
 import argparse, json, random, time
 import pandas as pd
@@ -53,6 +53,7 @@ ROWS = {
     "ours, both memory layers queried by the text's tokens (query_source='tokens')": (dict(query_source="tokens"), {}, "main"),
     "ours, twice the new subjects (new_subjects=0.6)": ({}, dict(new_subjects=0.6), "main"),
     "ours with hidden-state queries, twice the new subjects": (dict(query_source="residual"), dict(new_subjects=0.6), "main"),
+    "ours, twice the deleted facts in the fact stream (delete=0.2)": ({}, dict(delete=0.2), "main"),
     "baseline (equal size)": (None, {}, "main"),
     "seeds' design": (dict(SEEDS_DESIGN), dict(retrieval_weight=0.0, teacher_forcing=0.0, delete=0.0), "main"),
     "seeds' design, text only (their training)": (dict(SEEDS_DESIGN), dict(fact_sequences=0, batch_size=32), "short"),
