@@ -13,9 +13,8 @@ from tqdm.auto import tqdm
 
 from explicitlm.data import bundled_data_dir
 from explicitlm.data import load_local_tokenizer
-from explicitlm.config import own_fields
 from explicitlm.minimind import BaselineLM, MemoryLM
-from explicitlm.train import REFERENCE_RECIPE, TrainConfig, cpu_demo_config, load_trained, pretrain
+from explicitlm.train import REFERENCE_RECIPE, TrainConfig, cpu_demo_config, load_trained, model_config_conflicts, pretrain
 
 ROOT = Path(__file__).resolve().parent
 WORK, RESULTS = ROOT / "work", ROOT / "results"
@@ -110,13 +109,6 @@ def subset_facts(src: Path, fraction: float, seed: int = 0) -> Path:
                          f"facts_{int(fraction * 100)}pct_subjects_seed{seed}.jsonl")
 
 
-def config_differences(saved, wanted) -> str:
-    "The fields of `wanted`'s config class whose values `saved` does not share, as 'field: saved → wanted' (empty: the same model)."
-    norm = lambda v: list(v) if isinstance(v, tuple) else v
-    return ", ".join(f"{f.name}: {getattr(saved, f.name, None)!r} → {getattr(wanted, f.name)!r}" for f in own_fields(type(wanted))
-                     if norm(getattr(saved, f.name, None)) != norm(getattr(wanted, f.name)))
-
-
 def trained(name: str, model_type: str, mcfg, steps: int, seed: int = 0, retrain: bool = False, **recipe):
     "Train (or load the cached checkpoint of) a model with `RECIPE` + `recipe`; returns (model, seconds, metrics DataFrame)."
     out = WORK / name
@@ -127,10 +119,9 @@ def trained(name: str, model_type: str, mcfg, steps: int, seed: int = 0, retrain
         defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
         same = lambda r: {**defaults, **{k: v for k, v in r.items() if k in defaults}}
         if same(meta["recipe"]) == same({**RECIPE, **recipe}) and meta["model_type"] == model_type:
-            model = load_trained(ck, tok)
-            differ = config_differences(model.config, mcfg)
-            if not differ: return model, meta["train_seconds"], pd.read_csv(out / "metrics.csv")
-            print(f"{out}: trained with another model config than {name}'s ({differ}); training it again")
+            differ = model_config_conflicts(ck, mcfg)
+            if not differ: return load_trained(ck, tok), meta["train_seconds"], pd.read_csv(out / "metrics.csv")
+            print(f"{out}: trained with another model config than {name}'s ({', '.join(differ)}); training it again")
         else: print(f"{out}: trained with another recipe than {name}'s; training it again")
     tc = TrainConfig(out_dir=str(out), model_type=model_type, max_steps=steps, seed=seed, progress=ON_TERMINAL, overwrite=True,
                      cache_dir=str(WORK / "cache"), **{**RECIPE, **recipe})

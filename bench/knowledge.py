@@ -15,7 +15,7 @@ with the true objects. Then each model is asked, through its bank (`explicitlm.k
 Rows: our design, the equal-size baseline, the seeds' design (pooled reader, Gumbel selection, dot scores over trained
 keys, mean pooling, attention-output queries, no retrieval supervision), one-change ablations of ours, and the 10%-text
 regime; and rows that read a trained row's checkpoint with a setting changed after training (`READ_AS`: keyword
-candidates at read time). The frozen-backbone line (a pretrained Qwen3-architecture backbone, memory-only training) is in
+candidates, a raised null threshold). The frozen-backbone line (a pretrained Qwen3-architecture backbone, memory-only training) is in
 `bench/frozen_backbone.py`.
 
     python bench/knowledge.py                        # every row (~2.5 h on 2 CPU cores; checkpoints cached in bench/work/)
@@ -254,8 +254,7 @@ def write_table(rows, paras, wordings, names, a, t0, tok):
              "Queries: 'ours' queries the bank with a bag of the text's token embeddings in its first memory layer and "
              "with its hidden state in the second (query_source='tokens,residual', the MiniMind default since this "
              "file's query rows); rows named 'with hidden-state queries' use the hidden state in both (the last "
-             "default); rows measured before this default (bench/results/knowledge.md, its evaluated_at column) query with "
-             "the hidden state in both.",
+             "default); the rows of bench/results/knowledge.md, measured before this default, query with the hidden state in both.",
              "10% text: 10% of the pretraining texts and 10% of the train subjects in the fact stream; the bank holds every fact.",
              "train_s and tokens/s vs baseline come from each row's own training run, and rows may have shared the machine "
              "with other work: read speed from bench/results/cost_training.md, which interleaves both models in one process.",

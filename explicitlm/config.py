@@ -160,7 +160,7 @@ class MemoryConfig(PreTrainedConfig):
                   (-1.0 <= self.null_threshold <= 1.0, f"null_threshold={self.null_threshold} must be a cosine in [-1, 1]"),
                   (-2.0 <= self.null_margin <= 2.0, f"null_margin={self.null_margin} must be a cosine difference in [-2, 2]"),
                   (self.coverage_weight >= 0, f"coverage_weight={self.coverage_weight} must be >= 0 (0: no coverage term)"),
-                  ("tokens" not in self.query_sources or self.query_mode == "token",
+                  (not self.token_queries or self.query_mode == "token",
                    f"query_source='tokens' pools the text so far itself: it needs query_mode='token', not {self.query_mode!r}"),
                   (not self.coverage_weight or self.query_mode == "token",
                    f"coverage_weight={self.coverage_weight} scores each position's own text: it needs query_mode='token'"),
@@ -184,6 +184,11 @@ class MemoryConfig(PreTrainedConfig):
     def query_sources(self) -> list[str]:
         "`query_source` as a list (one name, or one per memory layer in layer order, the last repeated)."
         return [s.strip() for s in self.query_source.split(",")]
+
+    @property
+    def token_queries(self) -> bool:
+        "Whether some memory layer queries the bank with a bag of the text's tokens (it pools the whole text so far)."
+        return "tokens" in self.query_sources
 
     def query_source_of(self, layer: int) -> str:
         "What queries the bank in the memory of decoder layer `layer` (its place among `memory_layers`; every layer's if None)."

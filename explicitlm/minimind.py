@@ -169,9 +169,9 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
         raise ValueError(f"token id {int(input_ids.max())} outside the vocabulary (vocab_size={self.config.vocab_size})")
     past = cache.get_seq_length() if cache is not None else 0
     S = input_ids.shape[1]
-    reads_text = "tokens" in self.config.query_sources or self.config.reads_prefix
+    reads_text = self.config.token_queries or self.config.reads_prefix
     sums = getattr(cache, "memory_token_sums", None) if past else None     # token-bag queries' sums over the cached text
-    if past and sums is None and "tokens" in self.config.query_sources and self.uses_memory:
+    if past and sums is None and self.config.token_queries and self.uses_memory:
         raise ValueError("query_source='tokens' pools the whole text and this KV cache was not filled by this model: call "
                          "without a cache, or let generate fill it")
     if past + S > self.config.max_seq_len:
@@ -196,7 +196,7 @@ def forward(self: MiniMindLM, input_ids: torch.Tensor, attention_mask: torch.Ten
             h, trace = layer(h, cos, sin, bank, self.tok_embeddings, cache, attention_mask, (forced or {}).get(i), input_ids, prefix,
                              None if sums is None else sums.get(i))
             traces.append(trace)
-    if cache is not None and "tokens" in self.config.query_sources and self.uses_memory:    # carried to the next call
+    if cache is not None and self.config.token_queries and self.uses_memory:    # carried to the next call
         cache.memory_token_sums = {i: t.token_state for i, t in enumerate(traces) if t is not None and t.token_state is not None}
     hidden = self.norm(h)
     logits, loss = self.output(hidden), None
@@ -283,7 +283,7 @@ def compare_sizes(*models: nn.Module):
 def generate(self: MiniMindLM, inputs: torch.Tensor | None = None, generation_config=None, **kwargs):
     """transformers' `GenerationMixin.generate`, capped at `max_seq_len` tokens; without a KV cache for pooled queries (and for
     beam search over a model that reads the text so far: the cache carries what each row has read, and beams reorder rows)."""
-    reads_text = self.config.reads_prefix or "tokens" in self.config.query_sources    # the cache carries what was read: not beams'
+    reads_text = self.config.reads_prefix or self.config.token_queries    # the cache carries what was read: not beams'
     if self.config.query_mode != "token" or (reads_text and kwargs.get("num_beams", 1) > 1):
         kwargs["use_cache"] = False
     ids = inputs if inputs is not None else kwargs.get("input_ids")

@@ -38,12 +38,12 @@ __all__ = ['MODEL_TYPES', 'PATH_KEYS', 'REFERENCE_RECIPE', 'CHECKPOINT_MARKER', 
            'load_trainer_state', 'load_trained', 'layer_targets', 'teacher_forcing', 'retrieval_loss', 'TextBatches',
            'draw_batch', 'RetrievalSupervision', 'default_extra_losses', 'bank_overlay', 'step_loss',
            'ema_memory_update', 'StepOutput', 'train_step', 'TrainResult', 'check_out_dir', 'prepare_out_dir',
-           'resume_conflicts', 'shape_mismatch', 'resume_training', 'evaluate_and_log', 'accelerator_available', 'fit',
-           'fact_stream', 'clear_heldout_relations', 'pretrain', 'code_fingerprint', 'data_inputs', 'reference_run',
-           'split_eval', 'train_memory', 'pretrain_qwen3', 'real_memory_config', 'pararel_root', 'real_heldout',
-           'heldout_words', 'real_training_facts', 'check_backbone_unchanged', 'train_real_memory', 'hard_candidates',
-           'retrieval_warmup', 'cli_help', 'parse_cli', 'run_files', 'cli_message', 'cli_errors', 'pretrain_cli',
-           'train_memory_cli', 'demo_cli', 'write_accelerate_config']
+           'model_config_conflicts', 'resume_conflicts', 'shape_mismatch', 'resume_training', 'evaluate_and_log',
+           'accelerator_available', 'fit', 'fact_stream', 'clear_heldout_relations', 'pretrain', 'code_fingerprint',
+           'data_inputs', 'reference_run', 'split_eval', 'train_memory', 'pretrain_qwen3', 'real_memory_config',
+           'pararel_root', 'real_heldout', 'heldout_words', 'real_training_facts', 'check_backbone_unchanged',
+           'train_real_memory', 'hard_candidates', 'retrieval_warmup', 'cli_help', 'parse_cli', 'run_files',
+           'cli_message', 'cli_errors', 'pretrain_cli', 'train_memory_cli', 'demo_cli', 'write_accelerate_config']
 
 # %% ../nbs/10_train.ipynb #c006
 MODEL_TYPES = {"memory": MemoryLM, "baseline": BaselineLM, "noffn": NoFFNLM}
@@ -546,15 +546,19 @@ RESUMABLE_CHANGES = {"out_dir", "resume_from", "max_steps", "max_time", "eval_ev
 
 def _jsonable(v): return json.loads(json.dumps(v))
 
-def resume_conflicts(ckpt: str | Path, saved_train: dict, model_config, cfg: TrainConfig) -> list[str]:
-    "The settings (`name: saved → now`) in which the run asked for differs from the one saved in `ckpt`, beyond `RESUMABLE_CHANGES`."
+def model_config_conflicts(ckpt: str | Path, model_config) -> list[str]:
+    "The model settings (`name: saved → now`) in which `model_config` differs from the one saved in `ckpt` (a field it does not save: none)."
     d = Path(ckpt) / "model"
     name = next((n for n in ("config.json", "explicitlm_config.json") if (d / n).is_file()), None)
     saved_model = json.loads((d / name).read_text(encoding="utf-8")) if name else {}
-    out = [f"{f.name}: {saved_model[f.name]!r} → {getattr(model_config, f.name)!r}" for f in own_fields(ExplicitLMConfig)
-           if f.name in saved_model and saved_model[f.name] != _jsonable(getattr(model_config, f.name, None))]
+    return [f"{f.name}: {saved_model[f.name]!r} → {getattr(model_config, f.name)!r}" for f in own_fields(ExplicitLMConfig)
+            if f.name in saved_model and saved_model[f.name] != _jsonable(getattr(model_config, f.name, None))]
+
+def resume_conflicts(ckpt: str | Path, saved_train: dict, model_config, cfg: TrainConfig) -> list[str]:
+    "The settings (`name: saved → now`) in which the run asked for differs from the one saved in `ckpt`, beyond `RESUMABLE_CHANGES`."
     now = asdict(cfg)
-    return out + [f"{k}: {v!r} → {now[k]!r}" for k, v in saved_train.items() if k in now and k not in RESUMABLE_CHANGES and v != now[k]]
+    return model_config_conflicts(ckpt, model_config) + [f"{k}: {v!r} → {now[k]!r}" for k, v in saved_train.items()
+                                                         if k in now and k not in RESUMABLE_CHANGES and v != now[k]]
 
 def shape_mismatch(e: BaseException) -> str | None:
     "The first `size mismatch for <tensor>: ...` of a state-dict load error (`RuntimeError`), or None for any other error."
